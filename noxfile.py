@@ -1,0 +1,64 @@
+"""Developer and CI sessions for OpenLPU: ``nox -s lint tests`` is what CI runs.
+
+Each session builds its own venv and installs the project (not editable, so the tests see what
+the wheel ships) with the extras it needs. Verilator needs no environment from here:
+``openlpu.toolchain.apply_verilator_env()`` sets it up from inside Python, wherever the
+simulator runner is called from.
+"""
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+PYTHON = "3.11"
+ROOT = Path(__file__).parent
+
+# pytest exits 5 when it collected no test (an empty selection). That is reported as
+# "no tests ran" on pytest's last line rather than failing the session.
+PYTEST_OK = [0, 5]
+
+
+def _extra(name):
+    """Requirements of the optional extra ``name``, read from pyproject.toml."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["optional-dependencies"][name]
+
+
+@nox.session(python=PYTHON)
+def tests(session):
+    """Default test suite, without the tests marked slow, on all cores."""
+    session.install(".[test]")
+    session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHON)
+def slow(session):
+    """Only the tests marked slow (long simulations)."""
+    session.install(".[test]")
+    session.run("pytest", "-m", "slow", *session.posargs, success_codes=PYTEST_OK)
+
+
+@nox.session(python=PYTHON)
+def lint(session):
+    """Ruff over the whole tree (only ruff is installed, not the project)."""
+    session.install(*_extra("lint"))
+    session.run("ruff", "check", ".", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session):
+    """End-to-end demonstration (openlpu.demo)."""
+    session.install(".")
+    session.run("python", "-m", "openlpu.demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session):
+    """Speed of the golden model."""
+    session.install(".")
+    session.run("python", "benchmarks/golden_speed.py", *session.posargs)
