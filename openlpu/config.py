@@ -324,15 +324,20 @@ PRESETS: dict[str, ChipConfig] = {
         name="sim", superlanes=2, lanes_per_superlane=16, streams_per_direction=16,
         mem_slices_per_hemisphere=8, mem_words_per_bank=4096, mxm_planes=2,
         mxm_acc_depth=256, vxm_alus=4, queue_depth=4096, clock_mhz=100.0),
-    # Lattice LFE5U-85F (ULX3S): 16 lanes in 2 superlanes, 16x16 MXM.
+    # Lattice LFE5U-85F (ULX3S): 16 lanes in 2 superlanes, 16x16 MXM. Four MEM slices per
+    # hemisphere so an int32 operand (4 byte streams) can come straight out of SRAM; each
+    # lane of a slice fits one DP16KD (2048 x 9: both 1024-word banks, read on one port and
+    # write on the other) -> 128 of the 208 block RAMs.
     "ecp5": ChipConfig(
         name="ecp5", superlanes=2, lanes_per_superlane=8, streams_per_direction=8,
-        mem_slices_per_hemisphere=2, mem_words_per_bank=2048, mxm_planes=1,
+        mem_slices_per_hemisphere=4, mem_words_per_bank=1024, mxm_planes=1,
         mxm_acc_depth=64, vxm_alus=2, queue_depth=512, clock_mhz=100.0),
-    # Lattice iCE40 UP5K (iCEBreaker): 4 lanes, one 4x4 MXM plane.
+    # Lattice iCE40 UP5K (iCEBreaker): 4 lanes, one 4x4 MXM plane; each lane of a slice is
+    # one 512 x 8 EBR holding both banks (16 of the 30 EBRs). With 2 MEM slices per
+    # hemisphere, int32 operands are assembled in the VXM rather than read in one cycle.
     "ice40": ChipConfig(
         name="ice40", superlanes=1, lanes_per_superlane=4, streams_per_direction=4,
-        mem_slices_per_hemisphere=1, mem_words_per_bank=256, mxm_planes=1,
+        mem_slices_per_hemisphere=2, mem_words_per_bank=256, mxm_planes=1,
         mxm_acc_depth=16, vxm_alus=1, queue_depth=64, clock_mhz=24.0),
 }
 

@@ -503,9 +503,9 @@ def rsqrt_q(x) -> np.ndarray:
     low_bits = 30 - RSQRT_STEP_BITS  # 24
     y = _lerp(RSQRT_TABLE, f >> low_bits, f & ((1 << low_bits) - 1), low_bits)
     for _ in range(2):
-        s2 = _rshr(y * y, 30)  # Q30
-        d = _rshr((1 << 60) - m * s2, 16)  # Q44, fits int32
-        y = y + _rshr(y * d, 45)
+        u = _rshr(m * y, 29)  # M * y = sqrt(M) in Q31, < 2**32
+        d = _rshr((1 << 61) - u * y, 17)  # 1 - M * y * y in Q44, fits int32
+        y = y + _rshr(y * d, 45)  # y + y * d / 2
     q = _rshr(y, 15 - (e >> 1))
     return _out(np.where(valid, q, INT32_MAX))
 
