@@ -6,6 +6,7 @@ the wheel ships) with the extras it needs. Verilator needs no environment from h
 simulator runner is called from.
 """
 
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -23,6 +24,13 @@ ROOT = Path(__file__).parent
 PYTEST_OK = [0, 5]
 
 
+def _install_project(session, spec="."):
+    """Install the project from a clean build: setuptools reuses ``build/lib``, so a module
+    deleted from the tree would otherwise still ship in the wheel and hide an ImportError."""
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    session.install(spec)
+
+
 def _extra(name):
     """Requirements of the optional extra ``name``, read from pyproject.toml."""
     with open(ROOT / "pyproject.toml", "rb") as f:
@@ -32,14 +40,14 @@ def _extra(name):
 @nox.session(python=PYTHON)
 def tests(session):
     """Default test suite, without the tests marked slow, on all cores."""
-    session.install(".[test]")
+    _install_project(session, ".[test]")
     session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs, success_codes=PYTEST_OK)
 
 
 @nox.session(python=PYTHON)
 def slow(session):
     """Only the tests marked slow (long simulations)."""
-    session.install(".[test]")
+    _install_project(session, ".[test]")
     session.run("pytest", "-m", "slow", *session.posargs, success_codes=PYTEST_OK)
 
 
@@ -53,12 +61,12 @@ def lint(session):
 @nox.session(python=PYTHON)
 def demo(session):
     """End-to-end demonstration (openlpu.demo)."""
-    session.install(".")
+    _install_project(session)
     session.run("python", "-m", "openlpu.demo", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session):
     """Speed of the golden model."""
-    session.install(".")
+    _install_project(session)
     session.run("python", "benchmarks/golden_speed.py", *session.posargs)

@@ -122,6 +122,16 @@ class _Stream:
 
 
 @dataclass
+class _Loc:
+    """Where an instruction came from: line, its text, mnemonic column, operand columns."""
+
+    line: int
+    text: str
+    col: int
+    cols: dict[str, int]
+
+
+@dataclass
 class _DataBlock:
     slice: str
     addr: int
@@ -135,7 +145,7 @@ class _Assembler:
         self.base_dir = Path(filename).parent
         self.symbols: dict[str, int | _Stream] = {}
         self.queues: dict[str, list[Instruction]] = {}
-        self.source: dict[str, list[tuple[str, int]]] = {}
+        self.locs: dict[str, list[_Loc]] = {}
         self.queue: str | None = None
         self.block: _DataBlock | None = None
         self.mem_init: list[MemInit] = []
@@ -412,14 +422,23 @@ class _Assembler:
             values[fname] = OPTIONAL_OPERANDS[fname]
         instr = Instruction(spec.opcode, **values)
         queue = self.queues.setdefault(self.queue, [])
-        unit = unit_for_slice(self.config.queue_by_name[self.queue].slice.kind)
-        try:
-            # The previous instruction is enough context for REPEAT's placement rules.
-            check_queue_program(queue[-1:] + [instr], unit, self.config, self.queue)
-        except IsaError as e:
-            raise self.error(cols.get(e.field, head.col), str(e)) from None
+        locs = self.locs.setdefault(self.queue, [])
+        loc = _Loc(self.lineno, self.text, head.col, cols)
+        # Check it now, so that errors come in line order; a REPEAT with the instruction it
+        # repeats. run() checks each whole queue again.
+        self.check_queue((queue[-1:] if instr.op is Opcode.REPEAT else []) + [instr],
+                         locs[-1:] + [loc], self.queue)
         queue.append(instr)
-        self.source.setdefault(self.queue, []).append((self.filename, self.lineno))
+        locs.append(loc)
+
+    def check_queue(self, instrs: list[Instruction], locs: list[_Loc], queue: str) -> None:
+        unit = unit_for_slice(self.config.queue_by_name[queue].slice.kind)
+        try:
+            check_queue_program(instrs, unit, self.config, queue)
+        except IsaError as e:
+            loc = locs[e.index if e.index is not None else -1]
+            self.lineno, self.text = loc.line, loc.text
+            raise self.error(loc.cols.get(e.field, loc.col), str(e)) from None
 
     def queue_names(self) -> str:
         return "queues: " + ", ".join(self.config.queue_by_name)
@@ -605,11 +624,13 @@ class _Assembler:
             instrs = self.queues.get(q.name)
             if not instrs:
                 continue
-            src = self.source[q.name]
+            locs = self.locs[q.name]
             if instrs[-1].op is not Opcode.END:
                 instrs.append(Instruction(Opcode.END))
-                src.append(src[-1])
-            queues[q.name], source[q.name] = instrs, src
+                locs.append(locs[-1])
+            self.check_queue(instrs, locs, q.name)
+            queues[q.name] = instrs
+            source[q.name] = [(self.filename, loc.line) for loc in locs]
         return Program(self.config.name, self.config.config_hash, self.config.lanes, queues,
                        self.mem_init, self.outputs, source)
 

@@ -44,19 +44,25 @@ class Staging:
         self._used = {0: 0, 1: 0}  # next free stream per direction
 
     def feed(self, slices: list[str], values: np.ndarray, dtype: DType, unit: str,
-             cycle: int, bank: int = 0) -> int:
-        """Put ``values`` in ``slices`` (byte k in slices[k]) and READ them so they are present
-        at ``unit`` in ``cycle``; returns the stream code of the group."""
+             cycle: int, bank: int = 0, offset: int = 0, stream: int | None = None) -> int:
+        """Put ``values`` at ``bank:offset`` of ``slices`` (byte k in slices[k]) and READ them
+        so they are present at ``unit`` in ``cycle``; returns the stream code of the group
+        (the next free aligned group unless ``stream`` names its base index)."""
         b = self.builder
         direction = b.direction(slices[0], unit)
-        addr = bank << self.config.offset_bits
+        addr = (bank << self.config.offset_bits) + offset
+        base = self._next_base(direction, dtype) if stream is None else stream
         for k, (s, plane) in enumerate(zip(slices, to_planes(values, dtype), strict=True)):
             self.mem_init.append(MemInit(s, addr, plane.reshape(1, -1)))
-            base = self._next_base(direction, dtype)
             b.place(s, b.issue_for(s, Opcode.READ, unit, cycle),
                     Instruction(Opcode.READ, dst=stream_code(direction, base + k), addr=addr))
-        self._used[direction.value] = base + dtype.nbytes
+        if stream is None:
+            self._used[direction.value] = base + dtype.nbytes
         return stream_code(direction, base)
+
+    def expect_output(self, name: str, slices, addr: int, words: int, dtype: str) -> None:
+        """Report ``words`` words at ``addr`` of ``slices`` as output ``name``."""
+        self.outputs.append(OutputRegion(name, tuple(slices), addr, words, dtype))
 
     def _next_base(self, direction, dtype) -> int:
         base = self._used[direction.value]
