@@ -194,3 +194,18 @@ def test_collect_mode_reports_every_violation_and_finishes():
     r = run_program(ECP5, make_program(ECP5, b), on_error="collect")
     assert [v.kind for v in r.violations] == ["empty stream read"] * 2
     assert [v.slice for v in r.violations] == ["mem_e0", "mem_e1"]
+
+
+@pytest.mark.parametrize("queues", [
+    {"mem_w0": [I(Opcode.SYNC), I(Opcode.READ, dst=E0, addr=0), I(Opcode.NOP, nop_count=9)],
+     "mem_e0": [I(Opcode.NOP, nop_count=7), I(Opcode.NOTIFY), I(Opcode.SYNC)],
+     "vxm1": [I(Opcode.NOP, nop_count=30), I(Opcode.NOTIFY)]},
+    {"mem_w2": [I(Opcode.READ, dst=E0, addr=0), I(Opcode.REPEAT, rep_n=7, rep_d=5, rep_step=3),
+                I(Opcode.NOP, nop_count=2), I(Opcode.READ, dst=E0, addr=1)]},
+    {},
+])
+def test_static_timing_analysis_agrees_with_the_golden_model(queues):
+    from firmware.timing import predict_cycles
+
+    r = run_program(ECP5, program(ECP5, queues))
+    assert predict_cycles(ECP5, queues) == r.cycles
