@@ -1,0 +1,94 @@
+"""Chip configs: the published groqchip figures, presets, derived floorplan, validation."""
+
+import json
+
+import pytest
+
+from openlpu.config import PRESETS, ChipConfig, ConfigError, SliceKind, get_config
+
+
+def test_groqchip_derived_figures_match_the_published_chip():
+    c = PRESETS["groqchip"]
+    assert c.lanes == 320
+    assert c.superlanes == 20 and c.lanes_per_superlane == 16
+    assert c.streams_per_direction == 32
+    assert c.mem_slices == 88
+    assert c.macs_per_cycle == 409_600
+    assert c.vxm_alu_count == 5_120
+    assert c.sram_bytes == 230_686_720
+    assert c.sram_bytes / 2**20 == 220
+    assert c.peak_int8_tops == pytest.approx(737.28)
+    assert c.sram_bytes_per_cycle == 56_320
+    assert c.stream_bytes_per_cycle == 2 * 32 * 320
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_floorplan_is_mirrored_around_the_vxm(name):
+    c = PRESETS[name]
+    kinds = [s.kind for s in c.slices]
+    vxm = kinds.index(SliceKind.VXM)
+    assert kinds.count(SliceKind.VXM) == 1
+    assert kinds[:vxm].count(SliceKind.MEM) == kinds[vxm + 1:].count(SliceKind.MEM)
+    assert [s.position for s in c.slices] == list(range(c.positions))
+    assert c.slices[0].kind is SliceKind.MXM
+    names = [s.name for s in c.slices]
+    assert names[vxm - 1] == "mem_w0" and names[vxm + 1] == "mem_e0"
+    assert len(c.queues) == c.mem_slices + c.vxm_alus + 2 + c.mxm_planes
+    assert [s.index for s in c.mem_slice_list] == list(range(c.mem_slices))
+
+
+def test_config_hash_ignores_name_and_clock_but_not_hardware():
+    a = PRESETS["ecp5"]
+    assert a.replace(name="other", clock_mhz=50.0).config_hash == a.config_hash
+    assert a.replace(vxm_alus=1).config_hash != a.config_hash
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("lanes_per_superlane", 12, "power of two"),
+    ("streams_per_direction", 6, "multiple of 4"),
+    ("streams_per_direction", 64, "4..32"),
+    ("mem_words_per_bank", 1000, "power of two"),
+    ("mxm_planes", 0, "1..4"),
+    ("superlanes", 0, "1..256"),
+    ("vxm_alus", "2", "must be a number"),
+    ("superlanes", 2.5, "an integer"),
+])
+def test_bad_fields_name_the_field_value_and_range(field, value, words):
+    with pytest.raises(ConfigError) as e:
+        PRESETS["ecp5"].replace(**{field: value})
+    assert field in str(e.value) and words in str(e.value)
+
+
+def test_streams_must_cover_a_superlane_for_transpose():
+    with pytest.raises(ConfigError, match="lanes_per_superlane"):
+        PRESETS["sim"].replace(streams_per_direction=8)
+
+
+def test_get_config_presets_files_and_overrides(tmp_path):
+    assert get_config("sim") == PRESETS["sim"]
+    assert get_config("sim", vxm_alus=2).vxm_alus == 2
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({**PRESETS["ice40"].to_dict(), "name": "mine",
+                                "superlanes": 2}))
+    c = get_config(str(path))
+    assert c.name == "mine" and c.lanes == 8
+    with pytest.raises(ConfigError, match="unknown config 'nope'.*groqchip"):
+        get_config("nope")
+    with pytest.raises(ConfigError, match="unknown field.*color"):
+        get_config("sim", color=3)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        get_config(str(bad))
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"superlanes": 1}))
+    with pytest.raises(ConfigError, match="missing field"):
+        get_config(str(partial))
+
+
+def test_user_config_of_any_valid_shape_builds_a_floorplan():
+    c = ChipConfig(name="odd", superlanes=3, lanes_per_superlane=2, streams_per_direction=4,
+                   mem_slices_per_hemisphere=5, mem_words_per_bank=64, mxm_planes=3,
+                   mxm_acc_depth=7, vxm_alus=3, queue_depth=16, clock_mhz=10)
+    assert c.lanes == 6
+    assert [s.name for s in c.slices if s.kind is SliceKind.MXM] == ["mxm2", "mxm0", "mxm1"]
