@@ -42,12 +42,33 @@ from pathlib import Path
 import numpy as np
 
 from openlpu.config import ChipConfig
-from openlpu.isa import (OPS_BY_NAME, Direction, DType, Instruction, IsaError, Opcode,
-                         OperandKind, OpSpec, Unit, check_queue_program, operand_dtype,
-                         stream_code, stream_parts, unit_for_slice)
+from openlpu.isa import (
+    OPS_BY_NAME,
+    Direction,
+    DType,
+    Instruction,
+    IsaError,
+    Opcode,
+    OperandKind,
+    OpSpec,
+    Unit,
+    check_queue_program,
+    operand_dtype,
+    stream_code,
+    stream_parts,
+    unit_for_slice,
+)
 
-from .program import (OUTPUT_DTYPES, MemInit, OutputRegion, Program, ProgramError,
-                      check_span, join_address, mem_slice)
+from .program import (
+    OUTPUT_DTYPES,
+    MemInit,
+    OutputRegion,
+    Program,
+    ProgramError,
+    check_span,
+    join_address,
+    mem_slice,
+)
 
 __all__ = ["AsmError", "BYTE_RANGE", "OPTIONAL_OPERANDS", "assemble", "assemble_file"]
 

@@ -39,8 +39,7 @@ from os import PathLike
 import numpy as np
 
 from openlpu.config import ChipConfig, Slice, SliceKind
-from openlpu.isa import Instruction, IsaError, check_queue_program, decode, encode, \
-    unit_for_slice
+from openlpu.isa import Instruction, IsaError, check_queue_program, decode, encode, unit_for_slice
 
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "OUTPUT_DTYPES", "MemInit", "OutputRegion", "Program",

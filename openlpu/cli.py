@@ -175,13 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``openlpu`` console script."""
     from firmware.asm import AsmError
-    from firmware.program import ProgramFormatError
+    from firmware.program import ProgramError
     from sim_models.errors import ScheduleError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, ConfigError, IsaError, AsmError, ProgramFormatError, ScheduleError,
+    except (CliError, ConfigError, IsaError, AsmError, ProgramError, ScheduleError,
             OSError) as e:
         print(f"openlpu: error: {e}", file=sys.stderr)
         return 1

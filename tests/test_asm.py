@@ -14,12 +14,34 @@ from hypothesis import strategies as st
 
 from firmware.asm import AsmError, assemble, assemble_file
 from firmware.disasm import disassemble, format_instruction
-from firmware.program import (MemInit, OutputRegion, Program, ProgramError, ProgramFormatError,
-                              from_bytes, load, read_output, save, sram_shape, to_bytes,
-                              write_mem_init)
+from firmware.program import (
+    MemInit,
+    OutputRegion,
+    Program,
+    ProgramError,
+    ProgramFormatError,
+    from_bytes,
+    load,
+    read_output,
+    save,
+    sram_shape,
+    to_bytes,
+    write_mem_init,
+)
 from openlpu.config import get_config
-from openlpu.isa import (FIELDS, OPS, Instruction, IsaError, Opcode, Unit, check_queue_program,
-                         decode, encode, unit_for_slice, validate)
+from openlpu.isa import (
+    FIELDS,
+    OPS,
+    Instruction,
+    IsaError,
+    Opcode,
+    Unit,
+    check_queue_program,
+    decode,
+    encode,
+    unit_for_slice,
+    validate,
+)
 
 PRESET_NAMES = ("ice40", "ecp5", "sim")
 ECP5 = get_config("ecp5")

@@ -8,7 +8,7 @@ from harness import Staging, make_program
 from firmware.program import MemInit
 from firmware.schedule import ScheduleBuilder
 from openlpu.config import PRESETS
-from openlpu.isa import DType, Direction, Instruction, Opcode, stream_code
+from openlpu.isa import Direction, DType, Instruction, Opcode, stream_code
 from sim_models.errors import (
     AccumulatorHazard,
     BankConflict,

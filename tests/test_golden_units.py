@@ -6,7 +6,7 @@ from harness import Staging, west
 
 from firmware.program import MemInit
 from openlpu.config import PRESETS
-from openlpu.isa import DType, Direction, Instruction, Opcode, stream_code
+from openlpu.isa import Direction, DType, Instruction, Opcode, stream_code
 
 SIM = PRESETS["sim"]
 
