@@ -25,7 +25,7 @@ def dense_program(config: ChipConfig, cycles: int) -> Program:
     """A program in which every queue issues one instruction per cycle for ``cycles``."""
     n = config.mem_slices_per_hemisphere
     s = config.streams_per_direction
-    alus = config.vxm_alus
+    alus = config.vxm_alus_per_lane
     start = config.positions + 4  # every stream has been filled by then
 
     def run(first, instr, step=0, count=cycles):

@@ -387,7 +387,7 @@ class _Assembler:
                              f"{'a type suffix' if want == 1 else 'two type suffixes'} "
                              f"(e.g. {example}); allowed: {', '.join(allowed)}")
         types = []
-        for text, col in zip(suffixes, cols):
+        for text, col in zip(suffixes, cols, strict=True):
             dtype = next((d for d in spec.dtypes if d.label == text.lower()), None)
             if dtype is None:
                 kind = "unsupported" if any(d.label == text.lower() for d in DType) \
@@ -424,7 +424,7 @@ class _Assembler:
             raise self.error(head.col, f"{spec.name} takes {len(operands)} operand(s) "
                              f"({names or 'none'}), got {len(groups)}")
         cols = {}
-        for (fname, kind), group in zip(operands, groups):
+        for (fname, kind), group in zip(operands, groups, strict=False):
             cols[fname] = group.col
             what = f"operand {fname} of {spec.name}"
             if kind is OperandKind.STREAM:

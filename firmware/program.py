@@ -162,8 +162,8 @@ class Program:
                                    f"{config.name!r}: {', '.join(config.queue_by_name)}")
             try:
                 check_queue_program(instrs, unit_for_slice(queue.slice.kind), config, name)
-            except IsaError as e:
-                index = e.index if e.index is not None else 0
+            except ValueError as e:  # IsaError, or a bad DType code isa does not catch
+                index = getattr(e, "index", None) or 0
                 raise ProgramError(f"{self.where(name, index)}queue {name}, instruction "
                                    f"{index}: {e}") from None
         for init in self.mem_init:

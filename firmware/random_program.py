@@ -226,7 +226,7 @@ class _Generator:
             stype = DType(self.rng.integers(0, 3))
         if op is Opcode.REQ:
             stype = DType.I32
-        alu = f"vxm{self.rng.integers(0, cfg.vxm_alus)}"
+        alu = f"vxm{self.rng.integers(0, cfg.vxm_alus_per_lane)}"
         if self.b.busy(alu, cycle):
             return False
         fields = {"dtype": dt.value, "stype": stype.value}

@@ -61,8 +61,34 @@ def _to_jsonable(value):
     return value
 
 
+def _isa_table(config) -> list[dict]:
+    from .isa import OPS
+
+    rows = []
+    for spec in OPS.values():
+        rows.append({
+            "mnemonic": spec.name, "opcode": int(spec.opcode.value), "unit": spec.unit.name,
+            "operands": [f for f, _ in spec.operands],
+            "suffix": spec.suffix,
+            "latency": None if spec.latency is None else spec.latency(config),
+            "reserved": spec.reserved, "summary": spec.summary})
+    return rows
+
+
 def _cmd_info(args) -> int:
     config = _config(args.config)
+    if args.isa:
+        rows = _isa_table(config)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"instruction set, latencies for config {config.name}:")
+        for r in rows:
+            lat = "-" if r["latency"] is None else r["latency"]
+            ops = ", ".join(r["operands"])
+            print(f"  {r['opcode']:#04x} {r['unit']:<4} {r['mnemonic']:<10} {ops:<18} "
+                  f"lat {lat!s:>3}  {r['summary']}")
+        return 0
     summary = config.summary()
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -146,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="parameters and derived figures of a chip config")
     info.add_argument("--config", default="groqchip", help=f"preset ({presets}) or .json file")
+    info.add_argument("--isa", action="store_true",
+                      help="print the instruction set with this config's latencies")
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=_cmd_info)
 

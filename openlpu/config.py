@@ -92,7 +92,7 @@ class ChipConfig:
         Matrix planes of ``lanes x lanes`` int8 MACs (1..4), alternating west/east.
     mxm_acc_depth : int
         int32 accumulator vectors per MXM plane (1..65536).
-    vxm_alus : int
+    vxm_alus_per_lane : int
         VXM ALUs per lane (1..16); each has its own instruction queue.
     queue_depth : int
         Instruction words per ICU queue in the RTL (a power of two, 16..65536).
@@ -108,7 +108,7 @@ class ChipConfig:
     mem_words_per_bank: int
     mxm_planes: int
     mxm_acc_depth: int
-    vxm_alus: int
+    vxm_alus_per_lane: int
     queue_depth: int
     clock_mhz: float
 
@@ -127,7 +127,7 @@ class ChipConfig:
             raise ConfigError(f"config name must be a non-empty string, not {self.name!r}")
         for field in ("superlanes", "lanes_per_superlane", "streams_per_direction",
                       "mem_slices_per_hemisphere", "mem_words_per_bank", "mxm_planes",
-                      "mxm_acc_depth", "vxm_alus", "queue_depth"):
+                      "mxm_acc_depth", "vxm_alus_per_lane", "queue_depth"):
             need(field, lambda v: isinstance(v, int), "an integer")
         need("superlanes", lambda v: 1 <= v <= 256, "1..256")
         need("lanes_per_superlane", lambda v: _is_pow2(v) and v <= 16,
@@ -143,7 +143,7 @@ class ChipConfig:
              f"a power of two, 16..{1 << (MAX_ADDRESS_BITS - 1)}")
         need("mxm_planes", lambda v: 1 <= v <= 4, "1..4")
         need("mxm_acc_depth", lambda v: 1 <= v <= MAX_ACC_DEPTH, f"1..{MAX_ACC_DEPTH}")
-        need("vxm_alus", lambda v: 1 <= v <= 16, "1..16")
+        need("vxm_alus_per_lane", lambda v: 1 <= v <= 16, "1..16")
         need("queue_depth", lambda v: _is_pow2(v) and 16 <= v <= 65536,
              "a power of two, 16..65536")
         need("clock_mhz", lambda v: 0 < v <= 10000, "0 < clock_mhz <= 10000")
@@ -189,8 +189,8 @@ class ChipConfig:
 
     @property
     def vxm_alu_count(self) -> int:
-        """VXM ALUs on the chip (``vxm_alus`` per lane)."""
-        return self.vxm_alus * self.lanes
+        """VXM ALUs on the chip (``vxm_alus_per_lane`` per lane)."""
+        return self.vxm_alus_per_lane * self.lanes
 
     @property
     def peak_int8_tops(self) -> float:
@@ -257,7 +257,7 @@ class ChipConfig:
         out: list[Queue] = []
         for s in self.slices:
             if s.kind is SliceKind.VXM:
-                for alu in range(self.vxm_alus):
+                for alu in range(self.vxm_alus_per_lane):
                     out.append(Queue(f"vxm{alu}", len(out), s))
             else:
                 out.append(Queue(s.name, len(out), s))
@@ -284,7 +284,6 @@ class ChipConfig:
             "sram_bytes": self.sram_bytes,
             "sram_mib": self.sram_bytes / 2**20,
             "macs_per_cycle": self.macs_per_cycle,
-            "vxm_alu_count": self.vxm_alu_count,
             "vxm_alus": self.vxm_alu_count,
             "peak_int8_tops": self.peak_int8_tops,
             "sram_bytes_per_cycle": self.sram_bytes_per_cycle,
@@ -318,12 +317,12 @@ PRESETS: dict[str, ChipConfig] = {
     "groqchip": ChipConfig(
         name="groqchip", superlanes=20, lanes_per_superlane=16, streams_per_direction=32,
         mem_slices_per_hemisphere=44, mem_words_per_bank=4096, mxm_planes=4,
-        mxm_acc_depth=640, vxm_alus=16, queue_depth=8192, clock_mhz=900.0),
+        mxm_acc_depth=640, vxm_alus_per_lane=16, queue_depth=8192, clock_mhz=900.0),
     # RTL simulation of whole transformer layers: 32 lanes, 4 MiB of SRAM.
     "sim": ChipConfig(
         name="sim", superlanes=2, lanes_per_superlane=16, streams_per_direction=16,
         mem_slices_per_hemisphere=8, mem_words_per_bank=4096, mxm_planes=2,
-        mxm_acc_depth=256, vxm_alus=4, queue_depth=4096, clock_mhz=100.0),
+        mxm_acc_depth=256, vxm_alus_per_lane=4, queue_depth=4096, clock_mhz=100.0),
     # Lattice LFE5U-85F (ULX3S): 16 lanes in 2 superlanes, 16x16 MXM. Four MEM slices per
     # hemisphere so an int32 operand (4 byte streams) can come straight out of SRAM; each
     # lane of a slice fits one DP16KD (2048 x 9: both 1024-word banks, read on one port and
@@ -331,14 +330,14 @@ PRESETS: dict[str, ChipConfig] = {
     "ecp5": ChipConfig(
         name="ecp5", superlanes=2, lanes_per_superlane=8, streams_per_direction=8,
         mem_slices_per_hemisphere=4, mem_words_per_bank=1024, mxm_planes=1,
-        mxm_acc_depth=64, vxm_alus=2, queue_depth=512, clock_mhz=100.0),
+        mxm_acc_depth=64, vxm_alus_per_lane=2, queue_depth=512, clock_mhz=100.0),
     # Lattice iCE40 UP5K (iCEBreaker): 4 lanes, one 4x4 MXM plane; each lane of a slice is
     # one 512 x 8 EBR holding both banks (16 of the 30 EBRs). With 2 MEM slices per
     # hemisphere, int32 operands are assembled in the VXM rather than read in one cycle.
     "ice40": ChipConfig(
         name="ice40", superlanes=1, lanes_per_superlane=4, streams_per_direction=4,
         mem_slices_per_hemisphere=2, mem_words_per_bank=256, mxm_planes=1,
-        mxm_acc_depth=16, vxm_alus=1, queue_depth=64, clock_mhz=24.0),
+        mxm_acc_depth=16, vxm_alus_per_lane=1, queue_depth=64, clock_mhz=24.0),
 }
 
 

@@ -7,10 +7,12 @@ assembler and compiler (``firmware``) and the RTL decoders (``hdl``) import :dat
 Instruction word (64 bits). Fields sit at fixed positions so that a decoder can slice them
 without first decoding the opcode; each opcode uses the subset listed in its :class:`OpSpec`::
 
-    63      56 55 54 53 52 51    46 45    40 39    34 33    28 27 26 25 24 23            0
-    | opcode  |dtype|stype|  dst   |   a    |   b    |   c    |bi|ac|  count  |   imm24     |
-                                                                          |  addr [15:0]  |
+    63      56 55 54 53 52 51    46 45    40 39    34 33    28 27 26 25   22 21  16 15     0
+    | opcode  |dtype|stype|  dst   |   a    |   b    |   c    |bi|ac| (0)   | count |  addr  |
+                                                                   |     imm24 [23:0]        |
     ICU:  NOP count[31:0];  REPEAT n[23:0] d[39:24] step[55:40] (signed)
+
+``imm`` (bits 23..0) overlaps ``count`` and ``addr``; no opcode uses both.
 
 Stream operands are 6 bits: ``dir << 5 | index`` with dir 0 = eastward, 1 = westward.
 A group operand (int16 / int32, a Gather/Permute map) names the lowest stream of an aligned
@@ -270,7 +272,8 @@ def _const(n: int) -> Callable[[ChipConfig], int]:
 
 def _mxm_latency(cfg: ChipConfig) -> int:
     # input register, multiplier register, adder tree over one superlane (one register per
-    # level), one hop per superlane to reduce across the wavefront, accumulator write.
+    # level), one hop per superlane to reduce across the wavefront, accumulator read and
+    # write (2 cycles: a synchronous read port, then add and write).
     return 4 + math.ceil(math.log2(cfg.lanes_per_superlane)) + cfg.superlanes
 
 
@@ -447,9 +450,12 @@ def stream_code(direction: Direction | int, index: int) -> int:
     return int(Direction(direction).value) << 5 | index
 
 
+_STREAM_PARTS = tuple((Direction(code >> 5), code & 31) for code in range(64))
+
+
 def stream_parts(code: int) -> tuple[Direction, int]:
     """``(direction, index)`` of a 6-bit stream code."""
-    return Direction(code >> 5), code & 31
+    return _STREAM_PARTS[code]
 
 
 def stream_name(code: int) -> str:
@@ -580,6 +586,9 @@ def validate(instr: Instruction, config: ChipConfig) -> None:
         need(f, lambda v, fd=fd: fd.min <= v <= fd.max, f"{fd.min}..{fd.max} ({fd.width} bits)")
 
     if spec.suffix in ("dtype", "cvt"):
+        types = ", ".join(d.label for d in DType)
+        need("dtype", lambda v: v in {d.value for d in DType}, f"{types} (0..2)")
+        need("stype", lambda v: v in {d.value for d in DType}, f"{types} (0..2)")
         allowed = [d.value for d in spec.dtypes]
         need("dtype", lambda v: v in allowed, ", ".join(DType(d).label for d in allowed))
         if spec.suffix == "dtype" and instr.op is not Opcode.REQ:
@@ -642,6 +651,12 @@ def check_queue_program(program: list[Instruction], unit: Unit, config: ChipConf
     IsaError
         With ``index`` set to the offending instruction's position in ``program``.
     """
+    words = len(program) + (0 if program and program[-1].op is Opcode.END else 1)
+    if words > config.queue_depth:
+        e = IsaError(f"queue {queue_name} needs {words} instruction words (with its END); "
+                     f"config {config.name!r} has queue_depth {config.queue_depth}")
+        e.index = config.queue_depth
+        raise e
     prev: Instruction | None = None
     for index, instr in enumerate(program):
         try:

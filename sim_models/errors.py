@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ScheduleError", "StreamConflict", "EmptyStreamRead", "BankConflict",
-    "AccumulatorHazard", "AddressOutOfRange", "Deadlock", "CycleLimitExceeded", "Violation",
+    "AccumulatorHazard", "Deadlock", "CycleLimitExceeded", "Violation",
 ]
 
 
@@ -71,12 +71,6 @@ class AccumulatorHazard(ScheduleError):
     kind = "accumulator hazard"
 
 
-class AddressOutOfRange(ScheduleError):
-    """A REPEAT stepped an address, row or accumulator entry out of its range."""
-
-    kind = "address out of range"
-
-
 class Deadlock(ScheduleError):
     """Queues are parked at SYNC and no queue is left that could NOTIFY them."""
 
@@ -90,5 +84,5 @@ class CycleLimitExceeded(ScheduleError):
 
 
 ERROR_TYPES = {cls.kind: cls for cls in (
-    StreamConflict, EmptyStreamRead, BankConflict, AccumulatorHazard, AddressOutOfRange,
-    Deadlock, CycleLimitExceeded)}
+    StreamConflict, EmptyStreamRead, BankConflict, AccumulatorHazard, Deadlock,
+    CycleLimitExceeded)}

@@ -42,7 +42,6 @@ from openlpu.isa import (
     latency,
     operand_dtype,
     stream_name,
-    stream_parts,
     unit_for_slice,
 )
 
@@ -155,8 +154,8 @@ class GoldenModel:
         self.violations: list[Violation] = []
         self._done = 0
         self._bank_use: dict[tuple[int, int], tuple[int, str]] = {}
-        self._mem_reads = np.zeros(config.mem_slices, dtype=np.int64)
-        self._mem_writes = np.zeros(config.mem_slices, dtype=np.int64)
+        self._mem_reads = [0] * config.mem_slices
+        self._mem_writes = [0] * config.mem_slices
         self._lane_index = np.arange(config.lanes)
         self._latency = {op: latency(op, config) for op, s in OPS.items()
                          if s.latency is not None}
@@ -165,11 +164,12 @@ class GoldenModel:
     # --- error handling ---------------------------------------------------------------------
 
     def _violate(self, cls: type[ScheduleError], q: _QueueState | None, cycle: int,
-                 slice_name: str, message: str, **details) -> None:
-        index = None if q is None else q.pc
+                 slice_name: str, message: str, index: int | None = None, **details) -> None:
+        if index is None and q is not None:
+            index = q.pc
         source = None
-        if q is not None and q.pc < len(q.source):
-            file, line = q.source[q.pc]
+        if q is not None and index is not None and index < len(q.source):
+            file, line = q.source[index]
             source = f"{file}:{line}"
         v = Violation(cls.kind, cycle, slice_name, message,
                       None if q is None else q.name, index, source, details)
@@ -181,7 +181,7 @@ class GoldenModel:
 
     def _read_planes(self, q: _QueueState, instr: Instruction, code: int, width: int,
                      t: int) -> list[np.ndarray]:
-        direction, base = stream_parts(code)
+        direction, base = code >> 5, code & 31
         planes = []
         for k in range(width):
             v = self.streams.read(direction, base + k, q.position, t)
@@ -203,13 +203,13 @@ class GoldenModel:
 
     def _write_planes(self, q: _QueueState, instr: Instruction, code: int,
                       planes: list[np.ndarray], t: int, lat: int) -> None:
-        direction, base = stream_parts(code)
+        direction, base = code >> 5, code & 31
         producer = Producer(q.name, q.pc, t, instr.op.name)
         for k, plane in enumerate(planes):
             clash = self.streams.write(direction, base + k, q.position, t + lat, plane,
                                        producer)
             if clash is not None:
-                s = f"{'E' if direction.value == 0 else 'W'}{base + k}"
+                s = f"{'E' if direction == 0 else 'W'}{base + k}"
                 self._violate(
                     StreamConflict, q, t + lat, q.slice.name,
                     f"{instr.op.name} and {clash} both write stream {s} at position "
@@ -403,7 +403,7 @@ class GoldenModel:
                     self._violate(
                         Deadlock, parked[0], t, parked[0].slice.name,
                         "queues parked at SYNC with no queue left to NOTIFY them: "
-                        + ", ".join(q.name for q in parked))
+                        + ", ".join(q.name for q in parked), index=parked[0].pc - 1)
                     break
         ends = [q.ended_at + 1 for q in self.queues if q.ended_at is not None]
         done = max([self._done, *ends])
@@ -418,8 +418,8 @@ class GoldenModel:
         return {
             "cycles": cycles,
             "issued": {q.name: q.issued for q in self.queues},
-            "mem_reads": {s.name: int(self._mem_reads[s.index]) for s in cfg.mem_slice_list},
-            "mem_writes": {s.name: int(self._mem_writes[s.index]) for s in cfg.mem_slice_list},
+            "mem_reads": {s.name: self._mem_reads[s.index] for s in cfg.mem_slice_list},
+            "mem_writes": {s.name: self._mem_writes[s.index] for s in cfg.mem_slice_list},
             "mxm_abc": {f"mxm{p}": plane.abc for p, plane in self.planes.items()},
             "mxm_lw_rows": {f"mxm{p}": plane.lw_rows for p, plane in self.planes.items()},
             "macs": macs,

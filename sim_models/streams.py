@@ -19,8 +19,6 @@ from collections import deque
 
 import numpy as np
 
-from openlpu.isa import Direction
-
 __all__ = ["StreamFile", "Producer"]
 
 
@@ -56,19 +54,16 @@ class StreamFile:
         self._by_cycle: deque[tuple[int, list]] = deque()
         self.writes = 0
 
-    @staticmethod
-    def _diagonal(direction: int, position: int, cycle: int) -> int:
-        return position - cycle if direction == 0 else position + cycle
-
-    def write(self, direction: Direction, stream: int, position: int, cycle: int,
+    def write(self, direction: int, stream: int, position: int, cycle: int,
               value: np.ndarray, producer: Producer) -> Producer | None:
-        """Make ``value`` present at ``position`` during ``cycle``.
+        """Make ``value`` present at ``position`` during ``cycle``; ``direction`` is the
+        :class:`~openlpu.isa.Direction` value (0 east, 1 west).
 
         Returns the producer already writing that register in that cycle (a conflict; the new
         value wins), else ``None``.
         """
-        d = int(direction.value)
-        key = (d, stream, self._diagonal(d, position, cycle))
+        d = direction
+        key = (d, stream, position - cycle if d == 0 else position + cycle)
         slots = self._diagonals.setdefault(key, {})
         previous = slots.get(position)
         clash = previous[2] if previous is not None and previous[0] == cycle else None
@@ -80,11 +75,12 @@ class StreamFile:
         self.writes += 1
         return clash
 
-    def read(self, direction: Direction, stream: int, position: int,
+    def read(self, direction: int, stream: int, position: int,
              cycle: int) -> np.ndarray | None:
         """The value at ``position`` during ``cycle``, or ``None`` if the slot is empty."""
-        d = int(direction.value)
-        slots = self._diagonals.get((d, stream, self._diagonal(d, position, cycle)))
+        d = direction
+        slots = self._diagonals.get(
+            (d, stream, position - cycle if d == 0 else position + cycle))
         if not slots:
             return None
         best = None

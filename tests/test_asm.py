@@ -70,16 +70,24 @@ def make_instruction(op: Opcode, config, draw) -> Instruction | None:
     spec = OPS[op]
     values = {f: draw(FIELDS[f].min, FIELDS[f].max) for f in spec.fields}
     fails: dict[str, int] = {}
-    for _ in range(300):
+    def redraw(name, bits):
+        f = FIELDS[name]
+        bits = max(2, min(bits, f.width))
+        return draw(max(f.min, -(1 << (bits - 1))), min(f.max, (1 << bits) - 1))
+
+    for attempt in range(300):
         try:
             validate(Instruction(op, **values), config)
             break
         except IsaError as e:
-            assert e.field in values, e
-            f = FIELDS[e.field]
+            if e.field not in values:
+                raise
             fails[e.field] = fails.get(e.field, 0) + 1
-            bits = max(2, f.width - fails[e.field])
-            values[e.field] = draw(max(f.min, -(1 << (bits - 1))), min(f.max, (1 << bits) - 1))
+            values[e.field] = redraw(e.field, FIELDS[e.field].width - fails[e.field])
+            if attempt % 40 == 39:  # stuck on a field another one constrains: all small
+                values = {f: redraw(f, 2) for f in spec.fields}
+        except ValueError:  # isa.validate lets DType(3) escape for CVT's stype: start again
+            values = {f: redraw(f, 2) for f in spec.fields}
     else:
         return None
     # The canonical form: text has either a stream b or an immediate, not both.
@@ -105,7 +113,7 @@ def fit_repeat(instr: Instruction, config) -> Instruction:
             check_queue_program(context_for(instr, config) + [instr], unit, config)
             return instr
         except IsaError:
-            instr = instr.replace(rep_n=max(1, instr.rep_n // 2), rep_step=instr.rep_step // 2)
+            instr = instr.replace(rep_n=max(1, instr.rep_n // 2), rep_step=int(instr.rep_step / 2))
 
 
 def single_program_text(instr: Instruction, config, with_config=True) -> str:
@@ -272,8 +280,8 @@ def test_load_rejects_bad_files(tmp_path):
         (b"OLPU", "truncated"),
     ]
     # truncated structure behind a valid checksum, and junk before the checksum
-    for body in (data[:60], data[:-4] + b"\0"):
-        bad.append((body + struct.pack("<I", zlib.crc32(body)), ""))
+    for body, words in ((data[:60], "truncated"), (data[:-4] + b"\0", "unexpected bytes")):
+        bad.append((body + struct.pack("<I", zlib.crc32(body)), words))
     for i, (blob, words) in enumerate(bad):
         path = tmp_path / f"bad{i}.olpu"
         path.write_bytes(blob)
@@ -286,73 +294,80 @@ def test_load_rejects_bad_files(tmp_path):
 
 # --- assembler error messages ----------------------------------------------------------------
 
+# Numbers that depend on the preset.
+_AS, _WPB, _S = ECP5.address_space, ECP5.mem_words_per_bank, ECP5.streams_per_direction
+_ACC, _LANES = ECP5.mxm_acc_depth, ECP5.lanes
+
+# (source with '@' just before the token the error must point at, key words of the message)
 ERRORS = [
-    # (source, line, col, key words)
-    (".queue vxm0\n  ADDD.i8 E0, E0, E0", 2, 3, "unknown opcode", "did you mean ADD"),
-    (".queue vxm0\n  ADD.i8 E0, E1", 2, 3, "takes 3 operand", "(dst, a, b)", "got 2"),
-    (".queue vxm0\n  REPEAT 1", 2, 3, "rep_n, rep_d, [rep_step]"),
-    (".queue mem_w0\n  READ E0, 5000", 2, 12, "addr = 5000", "0..4095"),
-    (".queue mem_w0\n  NOP 0", 2, 7, "nop_count", ">= 1"),
-    (".queue mxm0\n  ABC 64, E0", 2, 7, "addr = 64", "0..63"),
-    (".queue vxm0\n  ADD.i32 E1, E0, E4", 2, 11, "E1", "not aligned"),
-    (".queue vxm0\n  ADD.i8 E0, E0, E8", 2, 19, "out of range", "0..7"),
-    (".queue vxm0\n  ADD.i8 E0, E0, #300", 2, 19, "imm = 300", "-128..255"),
-    (".queue vxm0\n  ADD.i8 E0, E0, E99", 2, 19, "E99", "out of range"),
-    (".queue mem_x\n", 1, 8, "unknown queue", "mem_w0", "vxm0"),
-    (".queue mem_w0\n  ADD.i8 E0, E0, E0", 2, 3, "VXM instruction", "mem_w0", "MEM"),
-    ("  READ E0, 0", 1, 3, "before any .queue"),
-    (".queue mem_w0\n  REPEAT 2, 1", 2, 3, "REPEAT must follow"),
-    (".queue mem_w0\n  READ E0, 0\n  NOP 1\n  REPEAT 2, 1", 4, 3, "REPEAT must follow", "NOP"),
-    (".queue mxm0\n  IW\n  REPEAT 2, 1, 1", 3, 3, "IW has no field"),
-    (".queue mem_w0\n  READ E0, b1:2040\n  REPEAT 9, 1, 1", 3, 3, "addr = 4096"),
-    (".queue vxm0\n  ADD E0, E0, E0", 2, 6, "needs a type suffix", ".i8, .i16, .i32"),
-    (".queue vxm0\n  EXP.i8 E0, E0", 2, 7, "unsupported suffix", "allowed: .i32"),
-    (".queue vxm0\n  ADD.f32 E0, E0, E0", 2, 7, "unknown suffix '.f32'"),
-    (".queue vxm0\n  CVT.i8 E0, E0", 2, 9, "two type suffixes"),
-    (".queue mem_w0\n  READ.i8 E0, 0", 2, 8, "takes no suffix"),
-    (".queue mxm0\n  ABC.sum 0, E0", 2, 7, "unknown suffix", ".acc"),
-    (".queue mxm0\n  LW b0:1, E0, 1", 2, 6, "MEM addresses"),
-    (".queue mem_w0\n  READ E0, b0:2048", 2, 15, "offset 2048", "0..2047"),
-    (".queue mem_w0\n  READ E0, b2:0", 2, 12, "bank 2"),
-    (".queue mem_w0\n  READ 3, 0", 2, 8, "expected a stream"),
-    (".equ N, 3\n.queue mem_w0\n  READ N, 0", 3, 8, "expected a stream", "number 3"),
-    (".equ S, E1\n.queue mem_w0\n  READ E0, S", 3, 12, "stream alias, not a number"),
-    (".queue mem_w0\n  READ E0, FOO + 1", 2, 12, "undefined symbol 'FOO'"),
-    (".queue mem_w0\n  READ E0, (1 + 2", 2, 18, "missing ')'"),
-    (".queue mem_w0\n  READ E0, 12ab", 2, 12, "bad number"),
-    (".queue mem_w0\n  READ E0, 1 $", 2, 14, "unexpected character '$'"),
-    (".queue mem_w0\n  READ E0,", 2, 11, "missing operand"),
-    (".equ N, 1\n.equ n, 2", 2, 6, "duplicate .equ", "'n'"),
-    (".equ E3, 2", 1, 6, "cannot be a symbol"),
-    (".config ice40", 1, 9, "ice40", "'ecp5'"),
-    (".equx N, 1", 1, 1, "unknown directive", ".equ"),
-    (".queue vxm0, mem_w0", 1, 1, ".queue takes NAME"),
-    (".vec 1, 2", 1, 1, ".vec outside a .data block"),
-    (".data mem_w0, 0\n.vec " + ", ".join(["1"] * 17), 2, 6 + 3 * 16, "17 values", "16 lanes"),
-    (".data mem_w0, 0\n.vec 1, 256", 2, 9, "256", "-128..255"),
-    (".data mem_w0, 0\n.vec -129", 2, 6, "-129"),
-    (".data mem_w0, b0:2047\n.vec 1\n.fill 1, 0", 3, 1, "crosses the end of bank 0"),
-    (".data mem_w0, 0\n.fill 0, 1", 2, 7, ".fill count"),
-    (".data mem_q, 0", 1, 7, "not a MEM slice", "mem_e1"),
-    (".data vxm, 0", 1, 7, "not a MEM slice"),
-    ('.load mem_w0, 0, "nonexistent.npy"', 1, 18, "cannot read", "nonexistent.npy"),
-    (".load mem_w0, 0, nonexistent.npy", 1, 18, "quoted file name"),
-    (".output r, mem_e0+vxm, 0, 4", 1, 19, "not a MEM slice"),
-    (".output r, mem_e0+, 0, 4", 1, 18, "missing slice name"),
-    (".output r, mem_e0+mem_e0, 0, 4, int16", 1, 19, "appears twice"),
-    (".output r, mem_e0, 0, 4, int32", 1, 12, "int32 output needs 4 slice(s)", "got 1"),
-    (".output r, mem_e0, 0, 4, float32", 1, 26, "unknown output dtype", "int16"),
-    (".output r, mem_e0, b0:2046, 4", 1, 19, "crosses the end of bank 0"),
-    (".output r, mem_e0, 0, 0", 1, 23, "at least 1 word"),
-    (".output r, mem_e0, 0, 1\n.output r, mem_e1, 0, 1", 2, 9, "defined twice"),
-    ('.config "ecp5', 1, 9, "unterminated string"),
+    (".queue vxm0\n  @ADDD.i8 E0, E0, E0", "unknown opcode", "did you mean ADD"),
+    (".queue vxm0\n  @ADD.i8 E0, E1", "takes 3 operand", "(dst, a, b)", "got 2"),
+    (".queue mem_w0\n  READ E0, 0\n  @REPEAT 1", "rep_n, rep_d, [rep_step]"),
+    (f".queue mem_w0\n  READ E0, @{_AS + 8}", f"addr = {_AS + 8}", f"0..{_AS - 1}"),
+    (".queue mem_w0\n  NOP @0", "nop_count", ">= 1"),
+    (f".queue mxm0\n  ABC @{_ACC}, E0", f"addr = {_ACC}", f"0..{_ACC - 1}"),
+    (".queue vxm0\n  ADD.i32 @E1, E0, E4", "E1", "not aligned"),
+    (f".queue vxm0\n  ADD.i8 E0, E0, @E{_S}", "out of range", f"0..{_S - 1}"),
+    (".queue vxm0\n  ADD.i8 E0, E0, @#300", "imm = 300", "-128..255"),
+    (".queue vxm0\n  ADD.i8 E0, E0, @E99", "E99", "out of range"),
+    (".queue @mem_x\n", "unknown queue", "mem_w0", "vxm0"),
+    (".queue mem_w0\n  @ADD.i8 E0, E0, E0", "VXM instruction", "mem_w0", "MEM"),
+    ("  @READ E0, 0", "before any .queue"),
+    (".queue mem_w0\n  @REPEAT 2, 1", "REPEAT must follow"),
+    (".queue mem_w0\n  READ E0, 0\n  NOP 1\n  @REPEAT 2, 1", "REPEAT must follow", "NOP"),
+    (".queue mxm0\n  IW\n  REPEAT 2, 1, @1", "IW has no field"),
+    (f".queue mem_w0\n  READ E0, b1:{_WPB - 8}\n  @REPEAT 9, 1, 1", f"addr = {_AS + 1}"),
+    (".queue vxm0\n  ADD@ E0, E0, E0", "needs a type suffix", ".i8, .i16, .i32"),
+    (".queue vxm0\n  EXP.@i8 E0, E0", "unsupported suffix", "allowed: .i32"),
+    (".queue vxm0\n  ADD.@f32 E0, E0, E0", "unknown suffix '.f32'"),
+    (".queue vxm0\n  CVT.i8@ E0, E0", "two type suffixes"),
+    (".queue mem_w0\n  READ.@i8 E0, 0", "takes no suffix"),
+    (".queue mxm0\n  ABC.@sum 0, E0", "unknown suffix", ".acc"),
+    (".queue mxm0\n  LW @b0:1, E0, 1", "MEM addresses"),
+    (f".queue mem_w0\n  READ E0, b0:@{_WPB}", f"offset {_WPB}", f"0..{_WPB - 1}"),
+    (".queue mem_w0\n  READ E0, @b2:0", "bank 2"),
+    (".queue mem_w0\n  READ @3, 0", "expected a stream"),
+    (".equ N, 3\n.queue mem_w0\n  READ @N, 0", "expected a stream", "number 3"),
+    (".equ S, E1\n.queue mem_w0\n  READ E0, @S", "stream alias, not a number"),
+    (".queue mem_w0\n  READ E0, @FOO + 1", "undefined symbol 'FOO'"),
+    (".queue mem_w0\n  READ E0, @(1 + 2", "missing ')'"),
+    (".queue mem_w0\n  READ E0, @12ab", "bad number"),
+    (".queue mem_w0\n  READ E0, 1 @$", "unexpected character '$'"),
+    (".queue mem_w0\n  READ E0,@", "missing operand"),
+    (".equ N, 1\n.equ @n, 2", "duplicate .equ", "'n'"),
+    (".equ @E3, 2", "cannot be a symbol"),
+    (".config @ice40", "ice40", "'ecp5'"),
+    ("@.equx N, 1", "unknown directive", ".equ"),
+    ("@.queue vxm0, mem_w0", ".queue takes NAME"),
+    ("@.vec 1, 2", ".vec outside a .data block"),
+    (".data mem_w0, 0\n.vec " + "1, " * _LANES + "@1", f"{_LANES + 1} values",
+     f"{_LANES} lanes"),
+    (".data mem_w0, 0\n.vec 1, @256", "256", "-128..255"),
+    (".data mem_w0, 0\n.vec @-129", "-129"),
+    (f".data mem_w0, b0:{_WPB - 1}\n.vec 1\n@.fill 1, 0", "crosses the end of bank 0"),
+    (".data mem_w0, 0\n.fill @0, 1", ".fill count"),
+    (".data @mem_q, 0", "not a MEM slice", "mem_e1"),
+    (".data @vxm, 0", "not a MEM slice"),
+    ('.load mem_w0, 0, @"nonexistent.npy"', "cannot read", "nonexistent.npy"),
+    (".load mem_w0, 0, @nonexistent.npy", "quoted file name"),
+    (".output r, mem_e0+@vxm, 0, 4", "not a MEM slice"),
+    (".output r, mem_e0@+, 0, 4", "missing slice name"),
+    (".output r, mem_e0+@mem_e0, 0, 4, int16", "appears twice"),
+    (".output r, @mem_e0, 0, 4, int32", "int32 output needs 4 slice(s)", "got 1"),
+    (".output r, mem_e0, 0, 4, @float32", "unknown output dtype", "int16"),
+    (f".output r, mem_e0, @b0:{_WPB - 2}, 4", "crosses the end of bank 0"),
+    (".output r, mem_e0, 0, @0", "at least 1 word"),
+    (".output r, mem_e0, 0, 1\n.output @r, mem_e1, 0, 1", "defined twice"),
+    ('.config @"ecp5', "unterminated string"),
 ]
 
 
 @pytest.mark.parametrize("case", ERRORS, ids=lambda c: c[0].splitlines()[-1][:40])
 def test_error_messages(case):
-    text, line, col, *words = case
-    assert_error(text, line, col, *words)
+    marked, *words = case
+    line = marked[:marked.index("@")].count("\n") + 1
+    col = marked.splitlines()[line - 1].index("@") + 1
+    assert_error(marked.replace("@", ""), line, col, *words)
 
 
 def test_error_shows_caret():

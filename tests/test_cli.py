@@ -85,3 +85,14 @@ def test_program_for_another_config_is_refused(capsys, tmp_path):
     run(capsys, "asm", str(EXAMPLE), "--config", "ecp5", "-o", str(binary))
     code, _, err = run(capsys, "run", str(binary), "--config", "sim")
     assert code == 1 and "ecp5" in err and "sim" in err
+
+
+def test_info_isa_lists_every_opcode_with_this_configs_latency(capsys):
+    from openlpu.config import PRESETS
+    from openlpu.isa import OPS, Opcode, latency
+
+    code, out, _ = run(capsys, "info", "--isa", "--config", "sim", "--json")
+    rows = {r["mnemonic"]: r for r in json.loads(out)}
+    assert code == 0 and set(rows) == {s.name for s in OPS.values()}
+    assert rows["ABC"]["latency"] == latency(Opcode.ABC, PRESETS["sim"])
+    assert rows["SEND"]["reserved"] is True

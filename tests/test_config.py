@@ -33,14 +33,14 @@ def test_floorplan_is_mirrored_around_the_vxm(name):
     assert c.slices[0].kind is SliceKind.MXM
     names = [s.name for s in c.slices]
     assert names[vxm - 1] == "mem_w0" and names[vxm + 1] == "mem_e0"
-    assert len(c.queues) == c.mem_slices + c.vxm_alus + 2 + c.mxm_planes
+    assert len(c.queues) == c.mem_slices + c.vxm_alus_per_lane + 2 + c.mxm_planes
     assert [s.index for s in c.mem_slice_list] == list(range(c.mem_slices))
 
 
 def test_config_hash_ignores_name_and_clock_but_not_hardware():
     a = PRESETS["ecp5"]
     assert a.replace(name="other", clock_mhz=50.0).config_hash == a.config_hash
-    assert a.replace(vxm_alus=1).config_hash != a.config_hash
+    assert a.replace(vxm_alus_per_lane=1).config_hash != a.config_hash
 
 
 @pytest.mark.parametrize("field,value,words", [
@@ -50,7 +50,7 @@ def test_config_hash_ignores_name_and_clock_but_not_hardware():
     ("mem_words_per_bank", 1000, "power of two"),
     ("mxm_planes", 0, "1..4"),
     ("superlanes", 0, "1..256"),
-    ("vxm_alus", "2", "must be a number"),
+    ("vxm_alus_per_lane", "2", "must be a number"),
     ("superlanes", 2.5, "an integer"),
 ])
 def test_bad_fields_name_the_field_value_and_range(field, value, words):
@@ -66,7 +66,7 @@ def test_streams_must_cover_a_superlane_for_transpose():
 
 def test_get_config_presets_files_and_overrides(tmp_path):
     assert get_config("sim") == PRESETS["sim"]
-    assert get_config("sim", vxm_alus=2).vxm_alus == 2
+    assert get_config("sim", vxm_alus_per_lane=2).vxm_alus_per_lane == 2
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({**PRESETS["ice40"].to_dict(), "name": "mine",
                                 "superlanes": 2}))
@@ -89,6 +89,6 @@ def test_get_config_presets_files_and_overrides(tmp_path):
 def test_user_config_of_any_valid_shape_builds_a_floorplan():
     c = ChipConfig(name="odd", superlanes=3, lanes_per_superlane=2, streams_per_direction=4,
                    mem_slices_per_hemisphere=5, mem_words_per_bank=64, mxm_planes=3,
-                   mxm_acc_depth=7, vxm_alus=3, queue_depth=16, clock_mhz=10)
+                   mxm_acc_depth=7, vxm_alus_per_lane=3, queue_depth=16, clock_mhz=10)
     assert c.lanes == 6
     assert [s.name for s in c.slices if s.kind is SliceKind.MXM] == ["mxm2", "mxm0", "mxm1"]

@@ -181,7 +181,7 @@ def test_vxm_on_small_presets(name):
 def test_every_vxm_alu_queue_executes():
     rng = np.random.default_rng(2)
     a = edge_values(DType.I16, CONFIG.lanes, rng)
-    for alu in range(CONFIG.vxm_alus):
+    for alu in range(CONFIG.vxm_alus_per_lane):
         got, result, _ = run_vxm(Instruction(Opcode.NEG, dtype=1, stype=1), a,
                                  alu=f"vxm{alu}")
         np.testing.assert_array_equal(got, (-a.astype(np.int16)).astype(np.int64))
