@@ -24,10 +24,15 @@ comment)::
     .data mem_w0, b0:0            ; initial SRAM: the following .vec/.fill lines are words
         .vec  1, 2, -3, 0x7f      ; one word, up to `lanes` bytes (-128..255), zero-filled
         .fill 4, 0                ; 4 words of 0
+        .vec                      ; a word of zeros
     .load mem_w1, b0:0, "w.npy"   ; 2-D int8/uint8 [words, <= lanes], relative to the source
     .output acc, mem_e0+mem_e1+mem_e2+mem_e3, 0x20, 4, int32   ; dtype default int8
 
-Integer operands may also be written ``#n``. ``bN:offset`` is accepted for MEM addresses only.
+Integer operands may also be written ``#n``. ``bN:offset`` is accepted for MEM addresses only
+(an MXM ``addr`` is a weight row or accumulator entry). ``.config`` and ``.queue`` names may be
+quoted (``.config "my-chip"``). ``.equ`` names are case-insensitive and defined before use.
+``.vec``/``.fill`` continue the latest ``.data`` block until an instruction or another
+``.queue``/``.data``/``.load``/``.output`` ends it.
 Errors raise :class:`AsmError`, whose message starts with ``file:line:col:``.
 """
 
@@ -447,8 +452,9 @@ class _Assembler:
         loc = _Loc(self.lineno, self.text, head.col, cols)
         # Check it now, so that errors come in line order; a REPEAT with the instruction it
         # repeats. run() checks each whole queue again.
-        self.check_queue((queue[-1:] if instr.op is Opcode.REPEAT else []) + [instr],
-                         locs[-1:] + [loc], self.queue)
+        context = 1 if instr.op is Opcode.REPEAT else 0
+        self.check_queue(queue[len(queue) - context:] + [instr],
+                         locs[len(locs) - context:] + [loc], self.queue)
         queue.append(instr)
         locs.append(loc)
 

@@ -128,7 +128,20 @@ class Program:
     source: dict[str, list[tuple[str, int]]] = field(default_factory=dict, compare=False)
 
     def where(self, queue: str, index: int) -> str:
-        """``"file:line: "`` of an instruction if ``source`` knows it, else ``""``."""
+        """Source location prefix of an instruction, for error messages.
+
+        Parameters
+        ----------
+        queue : str
+            Queue name.
+        index : int
+            Position of the instruction in the queue.
+
+        Returns
+        -------
+        str
+            ``"file:line: "`` if ``source`` knows the instruction, else ``""``.
+        """
         entries = self.source.get(queue, [])
         if 0 <= index < len(entries):
             file, line = entries[index]
@@ -180,22 +193,71 @@ class Program:
 
 
 def split_address(addr: int, config: ChipConfig) -> tuple[int, int]:
-    """``(bank, offset)`` of a MEM address: the bank bit sits above the offset bits."""
+    """Split a MEM address into bank and word offset.
+
+    Parameters
+    ----------
+    addr : int
+        Full address; the bank bit sits just above ``config.offset_bits`` offset bits.
+    config : ChipConfig
+        The chip.
+
+    Returns
+    -------
+    tuple of int
+        ``(bank, offset)``.
+    """
     return addr >> config.offset_bits, addr & (config.mem_words_per_bank - 1)
 
 
 def join_address(bank: int, offset: int, config: ChipConfig) -> int:
-    """The MEM address of word ``offset`` of ``bank``."""
+    """The MEM address of a bank and word offset (inverse of :func:`split_address`).
+
+    Parameters
+    ----------
+    bank, offset : int
+        Bank number and word offset within the bank.
+    config : ChipConfig
+        The chip.
+
+    Returns
+    -------
+    int
+        The full address.
+    """
     return bank << config.offset_bits | offset
 
 
 def sram_shape(config: ChipConfig) -> tuple[int, int, int, int]:
-    """Shape of the golden model's SRAM array: ``[mem_slices, banks, words, lanes]``."""
+    """Shape of the golden model's SRAM array.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        The chip.
+
+    Returns
+    -------
+    tuple of int
+        ``(config.mem_slices, config.mem_banks, config.mem_words_per_bank, config.lanes)``.
+    """
     return (config.mem_slices, config.mem_banks, config.mem_words_per_bank, config.lanes)
 
 
 def mem_slice(name: str, config: ChipConfig) -> Slice:
     """The MEM slice called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Slice name, e.g. ``mem_w0``.
+    config : ChipConfig
+        The chip.
+
+    Returns
+    -------
+    Slice
+        The slice; its ``index`` indexes the SRAM array.
 
     Raises
     ------
@@ -212,6 +274,17 @@ def mem_slice(name: str, config: ChipConfig) -> Slice:
 
 def check_span(addr: int, words: int, config: ChipConfig, what: str = "region") -> None:
     """Check that ``words`` words from ``addr`` exist and stay within one bank.
+
+    Parameters
+    ----------
+    addr : int
+        First full address.
+    words : int
+        Number of words.
+    config : ChipConfig
+        The chip.
+    what : str
+        What the span is, for the message.
 
     Raises
     ------

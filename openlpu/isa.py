@@ -47,6 +47,8 @@ __all__ = [
     "WORD_BITS", "Direction", "DType", "Unit", "Opcode", "OperandKind", "Field", "FIELDS",
     "OpSpec", "OPS", "Instruction", "IsaError", "encode", "decode", "latency", "stream_code",
     "stream_parts", "stream_name", "validate", "unit_for_slice", "STEP_FIELD_RANGE",
+    "OPS_BY_NAME", "VXM_SPECIAL", "operand_dtype", "group_width", "stream_fields",
+    "check_queue_program",
 ]
 
 WORD_BITS = 64
@@ -584,6 +586,18 @@ def validate(instr: Instruction, config: ChipConfig) -> None:
     for f in spec.fields:
         fd = FIELDS[f]
         need(f, lambda v, fd=fd: fd.min <= v <= fd.max, f"{fd.min}..{fd.max} ({fd.width} bits)")
+    # a field the opcode does not encode (or that its immediate form leaves unused) must be 0,
+    # so that nothing is silently dropped by encode
+    unused = [f.name for f in dataclasses.fields(Instruction)
+              if f.name != "op" and f.name not in spec.fields]
+    if "bimm" in spec.fields:
+        unused.append("b" if instr.bimm else "imm")
+    for f in unused:
+        need(f, lambda v: v == 0, f"0 ({f} is not used by {name}"
+             + (" with this b operand form)" if f in ("b", "imm") else ")"))
+    if instr.op is Opcode.LW:
+        need("count", lambda v: 1 <= v <= config.streams_per_direction,
+             f"1..{config.streams_per_direction}")
 
     if spec.suffix in ("dtype", "cvt"):
         types = ", ".join(d.label for d in DType)
@@ -614,7 +628,6 @@ def validate(instr: Instruction, config: ChipConfig) -> None:
         need("addr", lambda v: v < config.address_space,
              f"0..{config.address_space - 1} (bank bit {config.offset_bits})")
     if instr.op is Opcode.LW:
-        need("count", lambda v: 1 <= v <= s, f"1..{s}")
         need("addr", lambda v: v + instr.count <= config.lanes,
              f"row + count <= {config.lanes} rows")
     if instr.op in (Opcode.ABC, Opcode.ACC):

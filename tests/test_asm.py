@@ -170,7 +170,7 @@ def test_reserved_opcodes_error(op):
 # --- random instructions ---------------------------------------------------------------------
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), preset=st.sampled_from(PRESET_NAMES), op=st.sampled_from(USABLE),
        with_config=st.booleans())
 def test_random_instructions_round_trip(data, preset, op, with_config):
@@ -305,6 +305,7 @@ ERRORS = [
     (".queue mem_w0\n  READ E0, 0\n  @REPEAT 1", "rep_n, rep_d, [rep_step]"),
     (f".queue mem_w0\n  READ E0, @{_AS + 8}", f"addr = {_AS + 8}", f"0..{_AS - 1}"),
     (".queue mem_w0\n  NOP @0", "nop_count", ">= 1"),
+    (".queue mem_w0\n  NOP 1\n  NOP 2\n  NOP @0", "nop_count", ">= 1"),
     (f".queue mxm0\n  ABC @{_ACC}, E0", f"addr = {_ACC}", f"0..{_ACC - 1}"),
     (".queue vxm0\n  ADD.i32 @E1, E0, E4", "E1", "not aligned"),
     (f".queue vxm0\n  ADD.i8 E0, E0, @E{_S}", "out of range", f"0..{_S - 1}"),

@@ -1,0 +1,89 @@
+"""The ISA definition: encodings round-trip, field layout is consistent, validation is strict."""
+
+import pytest
+
+from openlpu.config import PRESETS
+from openlpu.isa import (
+    FIELDS,
+    OPS,
+    WORD_BITS,
+    Instruction,
+    IsaError,
+    Opcode,
+    decode,
+    encode,
+    latency,
+    stream_code,
+    validate,
+)
+
+ECP5 = PRESETS["ecp5"]
+
+
+def test_every_opcode_has_a_spec_and_fields_fit_the_word():
+    assert set(OPS) == set(Opcode)
+    for spec in OPS.values():
+        bits = [FIELDS["opcode"]] + [FIELDS[f] for f in spec.fields]
+        assert all(0 <= f.lsb and f.msb < WORD_BITS for f in bits)
+        taken = set()
+        for f in bits:
+            span = set(range(f.lsb, f.msb + 1))
+            assert not span & taken, f"{spec.name}: field {f.name} overlaps another"
+            taken |= span
+
+
+def test_opcode_zero_is_end_so_zeroed_queue_memory_stops():
+    assert decode(0) == Instruction(Opcode.END)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_cross_superlane_latencies_cover_the_wavefront(name):
+    cfg = PRESETS[name]
+    for op in (Opcode.ABC, Opcode.SHIFT, Opcode.PERMUTE):
+        assert latency(op, cfg) > cfg.superlanes
+
+
+def test_unused_fields_must_be_zero():
+    with pytest.raises(IsaError, match="addr.*not used by ADD"):
+        validate(Instruction(Opcode.ADD, addr=77), ECP5)
+    with pytest.raises(IsaError, match="imm"):
+        validate(Instruction(Opcode.ADD, imm=3), ECP5)  # imm without bimm
+    with pytest.raises(IsaError, match=r"\bb\b"):
+        validate(Instruction(Opcode.ADD, bimm=1, b=5, imm=1), ECP5)
+    validate(Instruction(Opcode.ADD, bimm=1, imm=1), ECP5)
+
+
+def test_lw_count_is_checked_before_its_stream_group():
+    with pytest.raises(IsaError, match="count = 18.*1..8"):
+        validate(Instruction(Opcode.LW, a=0, count=18), ECP5)
+
+
+def test_bad_types_give_isa_errors_not_value_errors():
+    with pytest.raises(IsaError, match="stype"):
+        validate(Instruction(Opcode.CVT, dtype=0, stype=3), ECP5)
+
+
+def test_decode_rejects_unknown_opcodes_and_stray_bits():
+    with pytest.raises(IsaError, match="unknown opcode 0x7f"):
+        decode(0x7F << 56)
+    word = encode(Instruction(Opcode.IW)) | 1
+    with pytest.raises(IsaError, match="outside its fields"):
+        decode(word)
+
+
+def test_encode_refuses_values_that_do_not_fit():
+    with pytest.raises(IsaError, match="nop_count"):
+        encode(Instruction(Opcode.NOP, nop_count=1 << 32))
+
+
+def test_group_alignment_and_range():
+    with pytest.raises(IsaError, match="not aligned"):
+        validate(Instruction(Opcode.ADD, dtype=2, stype=2, a=stream_code(0, 2)), ECP5)
+    with pytest.raises(IsaError, match="out of range.*streams 0..7"):
+        validate(Instruction(Opcode.ADD, dtype=2, stype=2, dst=stream_code(1, 8)), ECP5)
+
+
+def test_reserved_c2c_opcodes_are_refused_with_a_clear_message():
+    for op in (Opcode.SEND, Opcode.RECEIVE, Opcode.DESKEW):
+        with pytest.raises(IsaError, match="reserved C2C"):
+            validate(Instruction(op), ECP5)
