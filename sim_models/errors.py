@@ -66,7 +66,8 @@ class BankConflict(ScheduleError):
 
 
 class AccumulatorHazard(ScheduleError):
-    """An MXM accumulator entry is read before an earlier ABC has written it."""
+    """An MXM accumulator entry is read before an earlier ABC has written it, or before any
+    ABC wrote it in this run."""
 
     kind = "accumulator hazard"
 

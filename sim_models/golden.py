@@ -106,6 +106,9 @@ class _Plane:
         self.weights = np.zeros((lanes, lanes), dtype=np.float64)
         self.acc = np.zeros((depth, lanes), dtype=np.int64)
         self.pending: dict[int, int] = {}  # acc entry -> cycle its last ABC write lands
+        # Accumulators are SRAM in hardware and are not cleared by START: reading an entry
+        # that no ABC wrote in this run is a schedule error (weights and shadow are registers
+        # and do start at zero).
         self.abc = 0
         self.lw_rows = 0
 
@@ -270,14 +273,24 @@ class GoldenModel:
             y = (plane.weights @ x.astype(np.float64)).astype(np.int64)
             entry = instr.addr
             if instr.accumulate:
+                if entry not in plane.pending:
+                    self._violate(AccumulatorHazard, q, t, q.slice.name,
+                                  f"ABC.acc adds to accumulator entry {entry}, which no ABC "
+                                  f"has written in this run (accumulators are not cleared "
+                                  f"by START)", entry=entry)
                 y = plane.acc[entry] + y
             plane.acc[entry] = fx.wrap(y, 32)
             plane.pending[entry] = t + lat
             plane.abc += 1
         elif op is Opcode.ACC:
             entry = instr.addr
-            lands = plane.pending.get(entry, -1)
-            if lands > t:
+            lands = plane.pending.get(entry)
+            if lands is None:
+                self._violate(AccumulatorHazard, q, t, q.slice.name,
+                              f"ACC reads accumulator entry {entry}, which no ABC has written "
+                              f"in this run (accumulators are not cleared by START)",
+                              entry=entry)
+            elif lands > t:
                 self._violate(AccumulatorHazard, q, t, q.slice.name,
                               f"ACC reads accumulator entry {entry} in cycle {t}, but an ABC "
                               f"writes it in cycle {lands}", entry=entry)

@@ -209,3 +209,16 @@ def test_static_timing_analysis_agrees_with_the_golden_model(queues):
 
     r = run_program(ECP5, program(ECP5, queues))
     assert predict_cycles(ECP5, queues) == r.cycles
+
+
+def test_accumulator_never_written_in_this_run_is_a_hazard():
+    b = ScheduleBuilder(ECP5)
+    b.place("mxm0", 5, I(Opcode.ACC, dst=E0, addr=2))
+    with pytest.raises(AccumulatorHazard, match="entry 2, which no ABC has written"):
+        run_program(ECP5, make_program(ECP5, b))
+    b = ScheduleBuilder(ECP5)
+    t = b.arrival("mem_w3", 0, Opcode.READ, "mxm0")
+    b.place("mem_w3", 0, I(Opcode.READ, dst=W0, addr=0))
+    b.place("mxm0", t, I(Opcode.ABC, addr=4, a=W0, accumulate=1))
+    with pytest.raises(AccumulatorHazard, match="ABC.acc adds to accumulator entry 4"):
+        run_program(ECP5, make_program(ECP5, b))
