@@ -72,6 +72,8 @@ class RunResult:
     outputs: dict[str, np.ndarray]
     counters: dict
     violations: list[Violation] = field(default_factory=list)
+    #: Every SRAM word a WRITE or SCATTER touched, as ``(mem slice index, address)``.
+    written_words: list[tuple[int, int]] = field(default_factory=list)
 
 
 class _QueueState:
@@ -157,6 +159,7 @@ class GoldenModel:
         self.violations: list[Violation] = []
         self._done = 0
         self._bank_use: dict[tuple[int, int], tuple[int, str]] = {}
+        self._written: set[tuple[int, int]] = set()
         self._mem_reads = [0] * config.mem_slices
         self._mem_writes = [0] * config.mem_slices
         self._lane_index = np.arange(config.lanes)
@@ -250,10 +253,13 @@ class GoldenModel:
             value = self._read_planes(q, instr, instr.a, 1, t)[0]
             if op is Opcode.WRITE:
                 self.sram[si, bank, offset] = value
+                self._written.add((si, instr.addr))
             else:
                 offs = (offset + (self._read_values(q, instr, "b", t) & 0xFFFF)) & (
                     cfg.mem_words_per_bank - 1)
                 self.sram[si, bank, offs, self._lane_index] = value
+                base = bank << cfg.offset_bits
+                self._written.update((si, base + int(o)) for o in np.unique(offs))
             self._bank_access(q, si, bank, "written", t + 1)
             self._mem_writes[si] += 1
 
@@ -423,7 +429,8 @@ class GoldenModel:
         cycles = done + self.config.superlanes - 1
         outputs = {r.name: read_output(self.sram, r, self.config)
                    for r in self.program.outputs}
-        return RunResult(cycles, self.sram, outputs, self._counters(cycles), self.violations)
+        return RunResult(cycles, self.sram, outputs, self._counters(cycles), self.violations,
+                         sorted(self._written))
 
     def _counters(self, cycles: int) -> dict:
         cfg = self.config

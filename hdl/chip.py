@@ -1,0 +1,340 @@
+"""The OpenLPU chip top: the floorplan of a ChipConfig behind a 32-bit host bus.
+
+:class:`Chip` instantiates one ICU per queue, a MEM tile per MEM slice and superlane, the VXM
+ALU tiles, the SXMs and MXM planes, and the stream registers between them, and exposes only the
+host bus of docs/architecture.md section 9 (addresses from :mod:`openlpu.hostmap`).
+
+Superlane stagger: tile ``k`` of a MEM slice or of a VXM ALU receives its queue's instruction
+through ``k`` registers, and the stream registers of superlane ``k`` are separate registers, so
+superlane ``k`` repeats superlane 0's work ``k`` cycles later on its own lanes. MXM planes and
+SXMs see every superlane and handle the stagger themselves.
+
+Run control: ``CTRL.START`` in bus cycle ``c`` makes ``c + 1`` chip cycle 0. The run ends after
+chip cycle ``D + superlanes - 2``, where ``D`` is the first cycle by which every queue has ended
+(``END`` in cycle ``e`` counts ``e + 1``) and every issued instruction's latency has elapsed;
+``CYCLES`` then equals the golden model's cycle count.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from openlpu.config import ChipConfig, SliceKind
+from openlpu.hostmap import (
+    COUNTER_BASE,
+    CTRL_CLEAR,
+    CTRL_START,
+    QUEUE_BASE,
+    QUEUE_SHIFT,
+    REG,
+    SRAM_BASE,
+    HostMap,
+)
+from openlpu.isa import Opcode
+
+from .icu import Icu
+from .instruction import instruction_layout, latency_table
+from .mem_tile import MemTile
+from .mxm_plane import MxmPlane
+from .streams import stream_bank
+from .sxm import Sxm
+from .vxm_alu import VxmAluTile
+
+__all__ = ["Chip"]
+
+
+def _max(values):
+    out = values[0]
+    for v in values[1:]:
+        out = Mux(v > out, v, out)
+    return out
+
+
+class Chip(wiring.Component):
+    """The whole chip for one config.
+
+    Ports
+    -----
+    bus_addr : In(32)
+        Byte address (bits 1..0 ignored).
+    bus_wdata : In(32)
+        Write data.
+    bus_we : In(1)
+        Write strobe.
+    bus_re : In(1)
+        Read strobe.
+    bus_rdata : Out(32)
+        Read data, in the cycle after ``bus_re``.
+    bus_rvalid : Out(1)
+        High in the cycle after each ``bus_re``.
+    """
+
+    bus_addr: In(32)
+    bus_wdata: In(32)
+    bus_we: In(1)
+    bus_re: In(1)
+    bus_rdata: Out(32)
+    bus_rvalid: Out(1)
+
+    def __init__(self, config: ChipConfig):
+        if not isinstance(config, ChipConfig):
+            raise TypeError(f"config must be a ChipConfig, not {config!r}")
+        self.config = config
+        self.hostmap = HostMap(config)
+        super().__init__()
+
+    def elaborate(self, platform):  # noqa: C901 - one floorplan, read top to bottom
+        m = Module()
+        cfg = self.config
+        hm = self.hostmap
+        sl, lps, ns = cfg.superlanes, cfg.lanes_per_superlane, cfg.streams_per_direction
+        lat = latency_table(cfg)
+        queues = cfg.queues
+
+        # --- run control ----------------------------------------------------------------------
+        busy = Signal()
+        done = Signal()
+        deadlock = Signal()
+        cycles = Signal(64)
+        d_reg = Signal(64)  # D so far (events of earlier cycles)
+        start = Signal()  # chip cycle -1
+        clear = Signal()
+        m.d.comb += [
+            start.eq(self.bus_we & (self.bus_addr == REG["CTRL"]) & ~busy
+                     & self.bus_wdata[CTRL_START.bit_length() - 1]),
+            clear.eq(self.bus_we & (self.bus_addr == REG["CTRL"]) & ~busy
+                     & self.bus_wdata[CTRL_CLEAR.bit_length() - 1]),
+        ]
+
+        # --- ICUs and superlane instruction chains --------------------------------------------
+        icus = []
+        for q in queues:
+            icu = Icu(cfg)
+            m.submodules[f"icu_{q.name}"] = icu
+            icus.append(icu)
+        notify_any = Signal()
+        m.d.comb += notify_any.eq(Cat(icu.notify for icu in icus).any())
+        for icu in icus:
+            m.d.comb += [icu.start.eq(start), icu.notify_in.eq(notify_any)]
+
+        chains: dict[int, list] = {}
+
+        def tile_instr(qi: int, k: int):
+            if qi not in chains:
+                chains[qi] = [(icus[qi].issue, icus[qi].instr)]
+            while len(chains[qi]) <= k:
+                prev_issue, prev_instr = chains[qi][-1]
+                j = len(chains[qi])
+                di = Signal(name=f"q{qi}_issue_sl{j}")
+                dw = Signal(instruction_layout(), name=f"q{qi}_instr_sl{j}")
+                m.d.sync += [di.eq(prev_issue), dw.eq(prev_instr)]
+                chains[qi].append((di, dw))
+            return chains[qi][k]
+
+        # --- stream registers -------------------------------------------------------------------
+        bank = stream_bank(cfg)
+        east = [[Signal(bank, name=f"e_sl{k}_p{p}") for p in range(cfg.positions)]
+                for k in range(sl)]
+        west = [[Signal(bank, name=f"w_sl{k}_p{p}") for p in range(cfg.positions)]
+                for k in range(sl)]
+        writers: dict[tuple[int, int], list] = {}  # (superlane, position) -> stream ports
+
+        def attach(port, k: int, p: int):
+            m.d.comb += [port.e.eq(east[k][p]), port.w.eq(west[k][p])]
+            writers.setdefault((k, p), []).append(port)
+
+        # --- slices ---------------------------------------------------------------------------
+        queue_of = {q.name: q.index for q in queues}
+        mem_tiles: dict[int, list[MemTile]] = {}
+        mxm_units, sxm_units = {}, {}
+        for s in cfg.slices:
+            p = s.position
+            if s.kind is SliceKind.MEM:
+                qi = queue_of[s.name]
+                tiles = []
+                for k in range(sl):
+                    tile = ResetInserter(start)(MemTile(cfg))
+                    m.submodules[f"{s.name}_sl{k}"] = tile
+                    issue, instr = tile_instr(qi, k)
+                    m.d.comb += [tile.issue.eq(issue), tile.instr.eq(instr)]
+                    attach(tile.s, k, p)
+                    tiles.append(tile)
+                mem_tiles[s.index] = tiles
+            elif s.kind is SliceKind.VXM:
+                for alu in range(cfg.vxm_alus_per_lane):
+                    qi = queue_of[f"vxm{alu}"]
+                    for k in range(sl):
+                        tile = ResetInserter(start)(VxmAluTile(cfg))
+                        m.submodules[f"vxm{alu}_sl{k}"] = tile
+                        issue, instr = tile_instr(qi, k)
+                        m.d.comb += [tile.issue.eq(issue), tile.instr.eq(instr)]
+                        attach(tile.s, k, p)
+            else:
+                unit = ResetInserter(start)(MxmPlane(cfg) if s.kind is SliceKind.MXM
+                                            else Sxm(cfg))
+                m.submodules[s.name] = unit
+                icu = icus[queue_of[s.name]]
+                m.d.comb += [unit.issue.eq(icu.issue), unit.instr.eq(icu.instr)]
+                for k in range(sl):
+                    attach(unit.s.tiles[k], k, p)
+                (mxm_units if s.kind is SliceKind.MXM else sxm_units)[s.index] = unit
+
+        # register update: the slice at a position overwrites, else the value moves on
+        for k in range(sl):
+            for p in range(cfg.positions):
+                ports = writers.get((k, p), [])
+                for i in range(ns):
+                    for regs, we_name, data_name, upstream in (
+                            (east, "e_we", "e_data", p - 1), (west, "w_we", "w_data", p + 1)):
+                        nxt = (regs[k][upstream][i] if 0 <= upstream < cfg.positions
+                               else Const(0, bank.elem_shape))
+                        for port in ports:  # later ports win; two writers = invalid program
+                            nxt = Mux(getattr(port, we_name)[i], getattr(port, data_name)[i],
+                                      nxt)
+                        m.d.sync += regs[k][p][i].eq(nxt)
+
+        # --- end of run -----------------------------------------------------------------------
+        events = []
+        for icu in icus:
+            op_lat = Signal(8)
+            with m.Switch(icu.instr.opcode):
+                for op, value in lat.items():
+                    with m.Case(op):
+                        m.d.comb += op_lat.eq(value)
+            ev = Signal(64)
+            m.d.comb += ev.eq(Mux(icu.issue, cycles + op_lat,
+                                  Mux(icu.notify, cycles + 1, 0)))
+            events.append(ev)
+        ended_now = Cat(icu.ended for icu in icus).all()
+        parked_or_ended = Cat(icu.ended | icu.parked for icu in icus).all()
+        any_parked = Cat(icu.parked for icu in icus).any()
+        # the cycle in which the last queue ends counts +1 (the END cycle itself)
+        end_event = Signal(64)
+        ended_prev = Signal()
+        m.d.sync += ended_prev.eq(ended_now)
+        m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, cycles + 1, 0))
+        d_now = Signal(64)
+        m.d.comb += d_now.eq(_max([d_reg, end_event] + events))
+        with m.If(start):
+            m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_reg.eq(0), ended_prev.eq(0)]
+        with m.Elif(busy):
+            m.d.sync += [cycles.eq(cycles + 1), d_reg.eq(d_now)]
+            with m.If(ended_now & (cycles + 1 >= d_now + (sl - 1))):
+                m.d.sync += [busy.eq(0), done.eq(1)]
+            with m.Elif(parked_or_ended & any_parked & ~notify_any & (cycles + 1 >= d_now)):
+                m.d.sync += [busy.eq(0), deadlock.eq(1)]
+
+        # --- performance counters (cleared by CLEAR and rst only) -------------------------------
+        counters = []
+
+        def counter(name: str, inc):
+            c = Signal(32, name=name)
+            with m.If(clear):
+                m.d.sync += c.eq(0)
+            with m.Elif(inc & busy & (c != 0xFFFF_FFFF)):
+                m.d.sync += c.eq(c + 1)
+            counters.append(c)
+
+        for q, icu in zip(queues, icus, strict=True):
+            counter(f"issued_{q.name}", icu.issue)
+        mem_queues = [queue_of[s.name] for s in cfg.mem_slice_list]
+        for qi in mem_queues:
+            op = icus[qi].instr.opcode
+            counter(f"reads_{queues[qi].name}", icus[qi].issue
+                    & ((op == Opcode.READ) | (op == Opcode.GATHER)))
+        for qi in mem_queues:
+            op = icus[qi].instr.opcode
+            counter(f"writes_{queues[qi].name}", icus[qi].issue
+                    & ((op == Opcode.WRITE) | (op == Opcode.SCATTER)))
+        for plane in range(cfg.mxm_planes):
+            icu = icus[queue_of[f"mxm{plane}"]]
+            counter(f"abc_mxm{plane}", icu.issue & (icu.instr.opcode == Opcode.ABC))
+        assert len(counters) == len(hm.counter_names)
+
+        # --- host bus: writes -------------------------------------------------------------------
+        addr = self.bus_addr
+        in_queue = (addr >= QUEUE_BASE) & (addr < SRAM_BASE)
+        in_sram = addr >= SRAM_BASE
+        q_index = (addr - QUEUE_BASE) >> QUEUE_SHIFT
+        q_word = (addr & ((1 << QUEUE_SHIFT) - 1)) >> 3
+        staging = Signal(32)
+        with m.If(self.bus_we & in_queue & ~busy & ~addr[2]):
+            m.d.sync += staging.eq(self.bus_wdata)
+        for qi, icu in enumerate(icus):
+            m.d.comb += [
+                icu.wr_en.eq(self.bus_we & in_queue & ~busy & addr[2] & (q_index == qi)
+                             & (q_word < cfg.queue_depth)),
+                icu.wr_addr.eq(q_word),
+                icu.wr_data.eq(Cat(staging, self.bus_wdata)),
+            ]
+
+        lp_bits = hm.lanes_padded.bit_length() - 1
+        as_bits = cfg.address_space.bit_length() - 1
+        rel = addr - SRAM_BASE
+        word_index = rel >> lp_bits
+        s_mem = word_index >> as_bits
+        s_addr = word_index & (cfg.address_space - 1)
+        s_group = (rel & (hm.lanes_padded - 1)) >> 2
+        for mi, tiles in mem_tiles.items():
+            for k, tile in enumerate(tiles):
+                m.d.comb += tile.h_addr.eq(s_addr)
+                for lane in range(lps):
+                    g = k * lps + lane
+                    m.d.comb += [
+                        tile.h_wmask[lane].eq(self.bus_we & in_sram & ~busy & (s_mem == mi)
+                                              & (s_group == g // 4)),
+                        tile.h_wdata[lane].eq(self.bus_wdata.word_select(g % 4, 8)),
+                    ]
+                m.d.comb += tile.h_we.eq(self.bus_we & in_sram & ~busy & (s_mem == mi))
+
+        # --- host bus: reads --------------------------------------------------------------------
+        reg_value = Signal(32)
+        words = hm.config_words
+        with m.Switch(addr):
+            for name in ("ID", "VERSION", "CONFIG_HASH", "CONFIG0", "CONFIG1", "CONFIG2",
+                         "NCOUNTERS"):
+                with m.Case(REG[name]):
+                    m.d.comb += reg_value.eq(words[name])
+            with m.Case(REG["STATUS"]):
+                m.d.comb += reg_value.eq(Cat(busy, done, deadlock))
+            with m.Case(REG["CYCLES_LO"]):
+                m.d.comb += reg_value.eq(cycles[:32])
+            with m.Case(REG["CYCLES_HI"]):
+                m.d.comb += reg_value.eq(cycles[32:])
+            for i, c in enumerate(counters):
+                with m.Case(COUNTER_BASE + 4 * i):
+                    m.d.comb += reg_value.eq(c)
+        r_reg = Signal(32)
+        r_kind = Signal(2)  # 0 register, 1 queue, 2 SRAM
+        r_mem = Signal(range(max(cfg.mem_slices, 2)))
+        r_group = Signal(range(max(hm.lanes_padded // 4, 2)))
+        r_idle = Signal()
+        m.d.sync += [
+            self.bus_rvalid.eq(self.bus_re),
+            r_reg.eq(reg_value),
+            r_kind.eq(Mux(in_sram, 2, Mux(in_queue, 1, 0))),
+            r_mem.eq(s_mem),
+            r_group.eq(s_group),
+            r_idle.eq(~busy),
+        ]
+        sram_word = Signal(32)
+        with m.Switch(r_mem):
+            for mi, tiles in mem_tiles.items():
+                with m.Case(mi):
+                    with m.Switch(r_group):
+                        for grp in range(hm.lanes_padded // 4):
+                            with m.Case(grp):
+                                parts = []
+                                for b in range(4):
+                                    g = 4 * grp + b
+                                    parts.append(tiles[g // lps].h_rdata[g % lps]
+                                                 if g < cfg.lanes else Const(0, 8))
+                                m.d.comb += sram_word.eq(Cat(*parts))
+        with m.Switch(r_kind):
+            with m.Case(0):
+                m.d.comb += self.bus_rdata.eq(r_reg)
+            with m.Case(2):
+                m.d.comb += self.bus_rdata.eq(Mux(r_idle, sram_word, 0))
+        return m

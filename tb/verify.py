@@ -1,0 +1,111 @@
+"""Run programs on an RTL backend and on the golden model, and compare: the one entry point the
+tests, the ``openlpu run`` command and the benchmarks use.
+
+Backends: ``verilator`` and ``icarus`` (the generated Verilog under cocotb, several programs per
+simulator process) and ``amaranth`` (the Amaranth design in Amaranth's own simulator, with the
+same host driver).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from firmware.program import Program
+from openlpu.config import ChipConfig
+from sim_models.golden import RunResult, run_program
+
+from .runner import SIMULATORS, RtlJob, RtlResult, run_rtl
+from .scoreboard import Comparison, compare, readback_words
+
+__all__ = ["BACKENDS", "Verified", "verify", "run_amaranth"]
+
+BACKENDS = ("amaranth", *SIMULATORS)
+
+
+@dataclass
+class Verified:
+    """One program's golden run, RTL run and their comparison."""
+
+    name: str
+    golden: RunResult
+    rtl: RtlResult
+    comparison: Comparison
+
+    @property
+    def matches(self) -> bool:
+        """Whether the RTL agrees with the golden model exactly."""
+        return self.comparison.matches
+
+
+def run_amaranth(config: ChipConfig, jobs: list[RtlJob],
+                 written: list[list[tuple[int, int]]]) -> list[RtlResult]:
+    """Run jobs on the Amaranth design in Amaranth's simulator (slow: small programs only)."""
+    from amaranth.sim import Simulator
+
+    from hdl.chip import Chip
+
+    from .host import AmaranthPorts, HostBus
+    from .runner import _init_words
+
+    chip = Chip(config)
+    sim = Simulator(chip)
+    sim.add_clock(1e-8)
+    results: list[RtlResult] = []
+    t_start = time.perf_counter()
+
+    async def bench(ctx):
+        bus = HostBus(AmaranthPorts(ctx, chip), config)
+        await bus.check_identity()
+        clear: set = set()
+        for i, job in enumerate(jobs):
+            await bus.clear_words(sorted(clear))
+            await bus.load(job.program)
+            t0 = time.perf_counter()
+            cycles = await bus.run(job.expected_cycles, max(10 * job.expected_cycles, 10_000))
+            t1 = time.perf_counter()
+            counters = await bus.read_counters()
+            words = await bus.read_words(job.readback)
+            results.append(RtlResult("amaranth", cycles, counters, words, job.readback, 0.0,
+                                     t1 - t0, 0.0))
+            clear = _init_words(config, job.program) | set(map(tuple, written[i]))
+
+    sim.add_testbench(bench)
+    sim.run()
+    for r in results:
+        r.wall_seconds = time.perf_counter() - t_start
+    return results
+
+
+def verify(config: ChipConfig, programs: dict[str, Program], backend: str,
+           **kwargs) -> list[Verified]:
+    """Run every program on the golden model and on ``backend``; compare each pair.
+
+    Keyword arguments go to :func:`tb.runner.run_rtl` (``build_root``, ``waves``, ...).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    names = list(programs)
+    goldens = [run_program(config, programs[n]) for n in names]
+    jobs = [RtlJob(programs[n], g.cycles, readback_words(config, programs[n], g))
+            for n, g in zip(names, goldens, strict=True)]
+    written = [g.written_words for g in goldens]
+    if backend == "amaranth":
+        rtls = run_amaranth(config, jobs, written)
+    else:
+        rtls = run_rtl(config, jobs, backend, written=written, **kwargs)
+    return [Verified(n, g, r, compare(config, programs[n], g, r))
+            for n, g, r in zip(names, goldens, rtls, strict=True)]
+
+
+def outputs_from_words(config: ChipConfig, program: Program, rtl: RtlResult) -> dict:
+    """The program's output regions as the RTL left them (for ``openlpu run``)."""
+    from firmware.program import read_output
+
+    sram = np.zeros((config.mem_slices, config.mem_banks, config.mem_words_per_bank,
+                     config.lanes), dtype=np.uint8)
+    for (mi, addr), word in zip(rtl.readback, rtl.words, strict=True):
+        sram[mi, addr >> config.offset_bits, addr & (config.mem_words_per_bank - 1)] = word
+    return {r.name: read_output(sram, r, config) for r in program.outputs}
