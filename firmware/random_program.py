@@ -27,7 +27,7 @@ from openlpu.isa import (
 from .program import MemInit, OutputRegion, Program
 from .schedule import ScheduleBuilder
 
-__all__ = ["random_program"]
+__all__ = ["KINDS", "directed_programs", "random_program"]
 
 _OUT_DTYPE = {1: "int8", 2: "int16", 4: "int32"}
 
@@ -53,7 +53,8 @@ class _Reservations:
 
 
 class _Generator:
-    def __init__(self, config: ChipConfig, seed: int):
+    def __init__(self, config: ChipConfig, seed: int, opcodes=None):
+        self.opcodes = set(opcodes) if opcodes else None
         self.cfg = config
         self.rng = np.random.default_rng(seed)
         self.b = ScheduleBuilder(config)
@@ -150,7 +151,8 @@ class _Generator:
             self.res.banks[(s, t)] = bank
         self.res.cells.update(cells)
 
-    def write_from(self, unit: str, issue: int, op: Opcode, width: int, name: str):
+    def write_from(self, unit: str, issue: int, op: Opcode, width: int, name: str,
+                   split: bool = False):
         """Plan and commit WRITEs catching ``op``'s ``width``-stream result into MEM slices
         downstream of ``unit``; returns the stream code of the result or None."""
         lat = latency(op, self.cfg)
@@ -194,10 +196,18 @@ class _Generator:
                     self.b.place(w, t, Instruction(Opcode.WRITE, addr=addr, a=code + k))
                     self.res.banks[(w, t + 1)] = banks[0]
                 self.res.cells.update(cells)
-                self.outputs.append(OutputRegion(name, tuple(writers), addr, 1,
-                                                 _OUT_DTYPE[width]))
+                if split:  # one int8 output per stream (TRANSPOSE)
+                    self.outputs += [OutputRegion(f"{name}_{k}", (w,), addr, 1, "int8")
+                                     for k, w in enumerate(writers)]
+                else:
+                    self.outputs.append(OutputRegion(name, tuple(writers), addr, 1,
+                                                     _OUT_DTYPE[width]))
                 return code
         return None
+
+    def allowed(self, ops) -> list:
+        """The opcodes of ``ops`` the filter lets through."""
+        return [o for o in ops if self.opcodes is None or o in self.opcodes]
 
     def rand_values(self, dtype: DType, n: int) -> np.ndarray:
         lo, hi = -(1 << (dtype.bits - 1)), (1 << (dtype.bits - 1)) - 1
@@ -218,7 +228,10 @@ class _Generator:
 
     def t_vxm(self, cycle: int, n: int) -> bool:
         cfg = self.cfg
-        spec = OPS[self.rng.choice([s.opcode for s in OPS.values() if s.unit is Unit.VXM])]
+        choices = self.allowed([s.opcode for s in OPS.values() if s.unit is Unit.VXM])
+        if not choices:
+            return False
+        spec = OPS[choices[int(self.rng.integers(0, len(choices)))]]
         dt = DType(self.rng.choice([d.value for d in spec.dtypes]))
         op = spec.opcode
         stype = dt
@@ -240,9 +253,22 @@ class _Generator:
             operands.append(("c", stype))
         used = set()
         taken = []
+        widened = []
         for name, t in operands:
             srcs = self.sources_for("vxm", t.nbytes)
-            if srcs is None or used & set(srcs):
+            if srcs is None:
+                # too few MEM slices on one side for a wide group (ice40): widen an int8
+                # vector in this ALU first, so the group is born at the VXM position
+                planned = self.widen_in_vxm(alu, cycle, t, used)
+                if planned is None:
+                    return False
+                code, plan, cvt = planned
+                fields[name] = code
+                plans.append(plan)
+                widened.append(cvt)
+                taken.extend(plan[1])
+                continue
+            if used & set(srcs):
                 return False
             planned = self.read_to(srcs, self.rand_values(t, cfg.lanes), t, "vxm", cycle)
             if planned is None:
@@ -266,14 +292,75 @@ class _Generator:
             fields.update(bimm=1, imm=imm)
         if op is Opcode.REQ:
             fields["c"] = int(self.rng.integers(0, 40))
+        if len(widened) > 1 or (widened and any(
+                c in taken[:-len(widened[0][2])] for c in widened[0][2])):
+            return False  # one widening per ALU slot, and no shared cells
         for p in plans:
             self.commit_reads(p)
+        for cvt_cycle, cvt, cells in widened:
+            self.b.place(alu, cvt_cycle, cvt)
+            self.res.cells.update(cells)
         instr = Instruction(op, **fields)
         code = self.write_from("vxm", cycle, op, dt.nbytes, f"t{n}")
+        if code is None and dt.nbytes > 1:
+            code = self.narrow_in_vxm(alu, cycle, op, dt, n)
         if code is None:
             return True  # reads committed; result unobserved but the schedule stays valid
         self.b.place(alu, cycle, instr.replace(dst=code))
         return True
+
+    def narrow_in_vxm(self, alu: str, cycle: int, op: Opcode, dt: DType, n: int):
+        """Too few MEM slices downstream to write a wide result (ice40): CVT it to int8 in the
+        same ALU when it lands and write that. Returns the wide result's group or None."""
+        cfg = self.cfg
+        t_cvt = cycle + latency(op, cfg)
+        if self.b.busy(alu, t_cvt):
+            return None
+        v = self.pos("vxm")
+        for d in (0, 1):
+            for base in range(0, cfg.streams_per_direction - dt.nbytes + 1, dt.nbytes):
+                cells = [(d, base + k, v, t_cvt) for k in range(dt.nbytes)]
+                if not self.res.free(cells):
+                    continue
+                self.res.cells.update(cells)
+                out = self.write_from("vxm", t_cvt, Opcode.CVT, 1, f"t{n}")
+                if out is None:
+                    self.res.cells.difference_update(cells)
+                    return None
+                code = stream_code(d, base)
+                self.b.place(alu, t_cvt, Instruction(Opcode.CVT, dtype=DType.I8.value,
+                                                     stype=dt.value, dst=out, a=code))
+                return code
+        return None
+
+    def widen_in_vxm(self, alu: str, cycle: int, dtype: DType, used: set):
+        """Plan ``CVT.dtype.i8`` on ``alu`` so its result group is present at the VXM in
+        ``cycle``; returns (group code, read plan, (cvt cycle, CVT, cells)) or None."""
+        cfg = self.cfg
+        t_cvt = cycle - latency(Opcode.CVT, cfg)
+        if t_cvt < 0 or self.b.busy(alu, t_cvt):
+            return None
+        srcs = self.sources_for("vxm", 1)
+        if srcs is None or used & set(srcs):
+            return None
+        planned = self.read_to(srcs, self.rand_values(DType.I8, cfg.lanes), DType.I8, "vxm",
+                               t_cvt)
+        if planned is None:
+            return None
+        a_code, plan = planned
+        v = self.pos("vxm")
+        for d in (0, 1):
+            starts = list(range(0, cfg.streams_per_direction - dtype.nbytes + 1, dtype.nbytes))
+            self.rng.shuffle(starts)
+            for base in starts:
+                cells = [(d, base + k, v, cycle) for k in range(dtype.nbytes)]
+                if self.res.free(cells) and not set(cells) & set(plan[1]):
+                    code = stream_code(d, base)
+                    cvt = Instruction(Opcode.CVT, dtype=dtype.value, stype=DType.I8.value,
+                                      dst=code, a=a_code)
+                    used |= set(srcs)
+                    return code, plan, (t_cvt, cvt, cells)
+        return None
 
     def t_copy(self, cycle: int, n: int) -> bool:
         src = self.mems[int(self.rng.integers(0, len(self.mems)))]
@@ -301,8 +388,13 @@ class _Generator:
         sxm = ["sxm_w", "sxm_e"][int(self.rng.integers(0, 2))]
         if self.b.busy(sxm, cycle):
             return False
-        op = Opcode(self.rng.choice([Opcode.SHIFT.value, Opcode.PERMUTE.value,
-                                     Opcode.DISTRIBUTE.value]))
+        choices = self.allowed([Opcode.SHIFT, Opcode.PERMUTE, Opcode.DISTRIBUTE,
+                                Opcode.TRANSPOSE])
+        if not choices:
+            return False
+        op = choices[int(self.rng.integers(0, len(choices)))]
+        if op is Opcode.TRANSPOSE:
+            return self.t_transpose(sxm, cycle, n)
         dt = DType(self.rng.integers(0, 3))
         srcs = self.sources_for(sxm, dt.nbytes)
         if srcs is None:
@@ -402,8 +494,117 @@ class _Generator:
         return True
 
 
+def _t_transpose(self, sxm: str, cycle: int, n: int) -> bool:
+    """TRANSPOSE: lanes_per_superlane streams from as many MEM slices upstream of the SXM."""
+    lps = self.cfg.lanes_per_superlane
+    srcs = self.sources_for(sxm, lps)
+    if srcs is None:
+        return False
+    plans = []
+    base = None
+    for k, src in enumerate(srcs):
+        planned = self.read_to([src], self.rand_values(DType.I8, self.cfg.lanes), DType.I8,
+                               sxm, cycle, None if base is None else base + k)
+        if planned is None:
+            return False
+        if base is None:
+            base = planned[0] & 31
+            if base % lps or base + lps > self.cfg.streams_per_direction:
+                return False
+        plans.append(planned[1])
+    cells = [c for p in plans for c in p[1]]
+    if len(cells) != len(set(cells)):
+        return False
+    code = self.write_from(sxm, cycle, Opcode.TRANSPOSE, lps, f"t{n}", split=True)
+    if code is None:
+        return False
+    for p in plans:
+        self.commit_reads(p)
+    self.b.place(sxm, cycle, Instruction(Opcode.TRANSPOSE, dst=code,
+                                         a=stream_code(plans[0][2], base)))
+    return True
+
+
+def _t_gather(self, cycle: int, n: int) -> bool:
+    """GATHER from a table of fresh words in one slice, map from two slices upstream."""
+    cfg = self.cfg
+    slice_name = self.mems[int(self.rng.integers(0, len(self.mems)))]
+    if self.b.busy(slice_name, cycle):
+        return False
+    words = int(self.rng.integers(1, 9))
+    bank = int(self.rng.integers(0, 2))
+    if not self.res.bank_ok(slice_name, cycle, bank):
+        return False
+    key = (slice_name, bank)
+    first = self.next_offset.get(key, 0)
+    if first + words > cfg.mem_words_per_bank:
+        return False
+    srcs = self.sources_for(slice_name, 2)
+    if srcs is None or slice_name in srcs:
+        return False
+    offsets = self.rng.integers(0, words, size=cfg.lanes)
+    planned = self.read_to(srcs, offsets, DType.I16, slice_name, cycle)
+    if planned is None:
+        return False
+    code = self.write_from(slice_name, cycle, Opcode.GATHER, 1, f"t{n}")
+    if code is None:
+        return False
+    self.next_offset[key] = first + words
+    base = (bank << cfg.offset_bits) + first
+    table = self.rng.integers(0, 256, size=(words, cfg.lanes)).astype(np.uint8)
+    self.mem_init.append(MemInit(slice_name, base, table))
+    self.commit_reads(planned[1])
+    self.res.banks[(slice_name, cycle)] = bank
+    self.b.place(slice_name, cycle, Instruction(Opcode.GATHER, dst=code, addr=base,
+                                                b=planned[0]))
+    return True
+
+
+def _t_scatter(self, cycle: int, n: int) -> bool:
+    """SCATTER a vector into a region of fresh words; map and vector from upstream slices."""
+    cfg = self.cfg
+    slice_name = self.mems[int(self.rng.integers(0, len(self.mems)))]
+    if self.b.busy(slice_name, cycle):
+        return False
+    words = int(self.rng.integers(1, 9))
+    bank = int(self.rng.integers(0, 2))
+    if not self.res.bank_ok(slice_name, cycle + 1, bank):
+        return False
+    key = (slice_name, bank)
+    first = self.next_offset.get(key, 0)
+    if first + words > cfg.mem_words_per_bank:
+        return False
+    srcs = self.sources_for(slice_name, 3)
+    if srcs is None or slice_name in srcs:
+        return False
+    mp = self.read_to(srcs[:2], self.rng.integers(0, words, size=cfg.lanes), DType.I16,
+                      slice_name, cycle)
+    if mp is None:
+        return False
+    vec = self.read_to(srcs[2:], self.rand_values(DType.I8, cfg.lanes), DType.I8, slice_name,
+                       cycle)
+    if vec is None or set(mp[1][1]) & set(vec[1][1]):
+        return False
+    self.next_offset[key] = first + words
+    base = (bank << cfg.offset_bits) + first
+    self.commit_reads(mp[1])
+    self.commit_reads(vec[1])
+    self.res.banks[(slice_name, cycle + 1)] = bank
+    self.b.place(slice_name, cycle, Instruction(Opcode.SCATTER, addr=base, b=mp[0],
+                                                a=vec[0]))
+    self.outputs.append(OutputRegion(f"t{n}", (slice_name,), base, words, "int8"))
+    return True
+
+
+_Generator.t_transpose = _t_transpose
+_Generator.t_gather = _t_gather
+_Generator.t_scatter = _t_scatter
+
+KINDS = ("copy", "vxm", "sxm", "mxm", "gather", "scatter")
+
+
 def random_program(config: ChipConfig, seed: int, transactions: int = 20,
-                   kinds: tuple[str, ...] = ("copy", "vxm", "sxm", "mxm")) -> Program:
+                   kinds: tuple[str, ...] = KINDS, opcodes=None) -> Program:
     """A valid random program of about ``transactions`` timed transactions.
 
     Parameters
@@ -415,17 +616,21 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
     transactions : int
         How many transactions to try to place (some may not fit and are skipped).
     kinds : tuple of str
-        Which transaction kinds to draw from: ``copy`` (MEM to MEM), ``vxm``, ``sxm``, ``mxm``.
+        Transaction kinds to draw from (:data:`KINDS`): ``copy`` (MEM READ to WRITE),
+        ``vxm``, ``sxm``, ``mxm`` (LW, IW, ABC, ACC), ``gather``, ``scatter``.
+    opcodes : iterable of Opcode, optional
+        Restrict VXM and SXM transactions to these opcodes (a directed program).
     """
-    g = _Generator(config, seed)
-    unknown = set(kinds) - {"copy", "vxm", "sxm", "mxm"}
+    unknown = set(kinds) - set(KINDS)
     if unknown:
-        raise ValueError(f"unknown transaction kinds {sorted(unknown)}")
-    makers = {"copy": g.t_copy, "vxm": g.t_vxm, "sxm": g.t_sxm, "mxm": g.t_mxm}
+        raise ValueError(f"unknown transaction kinds {sorted(unknown)}; known: {KINDS}")
+    g = _Generator(config, seed, opcodes)
+    makers = {"copy": g.t_copy, "vxm": g.t_vxm, "sxm": g.t_sxm, "mxm": g.t_mxm,
+              "gather": g.t_gather, "scatter": g.t_scatter}
     # early enough that a READ from the far end of the chip can still arrive
     cycle = config.positions + 4
     placed = 0
-    for n in range(transactions * 4):
+    for n in range(transactions * 6):
         if placed >= transactions:
             break
         kind = kinds[int(g.rng.integers(0, len(kinds)))]
@@ -434,3 +639,22 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
         cycle += int(g.rng.integers(0, 3))
     return Program(config_name=config.name, config_hash=config.config_hash, lanes=config.lanes,
                    queues=g.b.queues(), mem_init=g.mem_init, outputs=g.outputs, source={})
+
+
+def directed_programs(config: ChipConfig, seed: int = 0,
+                      per_program: int = 6) -> dict[str, Program]:
+    """One program per instruction of the ISA (each VXM opcode, each SXM opcode, the MEM
+    instructions and the MXM sequence), built by the random generator restricted to it."""
+    from openlpu.isa import OPS
+
+    out = {}
+    for spec in OPS.values():
+        if spec.unit is Unit.VXM:
+            out[spec.name] = random_program(config, seed, per_program, ("vxm",), {spec.opcode})
+        elif spec.unit is Unit.SXM:
+            out[spec.name] = random_program(config, seed, per_program, ("sxm",), {spec.opcode})
+    out["READ_WRITE"] = random_program(config, seed, per_program, ("copy",))
+    out["GATHER"] = random_program(config, seed, per_program, ("gather",))
+    out["SCATTER"] = random_program(config, seed, per_program, ("scatter",))
+    out["MXM"] = random_program(config, seed, 4 * per_program, ("mxm",))
+    return out

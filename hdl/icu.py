@@ -213,7 +213,7 @@ class Icu(wiring.Component):
             go.eq(running & ~self.start),
             fetch.eq(go & ~parked & (nop_wait == 0) & ~rep_active),
             live.eq(fetch & (pc != depth)),
-            f_end.eq(fetch & ((word.opcode == Opcode.END))),
+            f_end.eq(fetch & ((pc == depth) | (word.opcode == Opcode.END))),
             f_nop.eq(live & (word.opcode == Opcode.NOP)),
             f_rep.eq(live & (word.opcode == Opcode.REPEAT)),
             f_sync.eq(live & (word.opcode == Opcode.SYNC)),

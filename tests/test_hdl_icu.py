@@ -1,5 +1,5 @@
-"""The ICU RTL (hdl/icu.py) against the golden timing: random and directed queue programs.
 # amaranth: UnusedElaboratable=no
+"""The ICU RTL (hdl/icu.py) against the golden timing: random and directed queue programs.
 
 Each test loads queue programs into one or more :class:`hdl.icu.Icu` instances through the
 host write port, pulses ``start`` and records, cycle by cycle, what every queue issues. The

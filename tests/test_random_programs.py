@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from firmware.asm import assemble
 from firmware.disasm import disassemble
 from firmware.program import from_bytes, to_bytes
-from firmware.random_program import random_program
+from firmware.random_program import KINDS, directed_programs, random_program
 from firmware.timing import predict_cycles
 from openlpu.config import PRESETS
 from sim_models.golden import run_program
@@ -36,7 +36,7 @@ def test_random_programs_run_clean_and_round_trip(name, seed, n):
         np.testing.assert_array_equal(result2.outputs[key], value)
 
 
-@pytest.mark.parametrize("kind", ["copy", "vxm", "sxm", "mxm"])
+@pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("name", SMALL)
 def test_every_transaction_kind_on_every_small_preset(name, kind):
     config = PRESETS[name]
@@ -51,3 +51,17 @@ def test_random_program_on_the_full_chip():
     config = PRESETS["groqchip"]
     result = run_program(config, random_program(config, 1, 25))
     assert result.counters["stream_writes"] > 0
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_directed_programs_cover_every_instruction(name):
+    from openlpu.isa import OPS, Unit
+
+    config = PRESETS[name]
+    programs = directed_programs(config)
+    used = {i.op for p in programs.values() for code in p.queues.values() for i in code}
+    units = {Unit.MEM, Unit.VXM, Unit.MXM, Unit.SXM}
+    assert {s.opcode for s in OPS.values() if s.unit in units} <= used
+    for key, program in programs.items():
+        result = run_program(config, program)
+        assert result.cycles == predict_cycles(config, program.queues), key

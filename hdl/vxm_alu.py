@@ -1,0 +1,346 @@
+"""One VXM ALU for one superlane tile: every VXM opcode on ``lanes_per_superlane`` lanes.
+
+The chip top instantiates ``config.vxm_alus_per_lane`` of these per superlane at the VXM's
+position, each fed by its own instruction queue, and ORs their stream writes. Semantics are
+those of :func:`sim_models.datapath.vxm_execute` (docs/architecture.md section 6.3), timing that
+of section 4.1: operands are read from the stream registers in the issue cycle ``t``, and the
+result is driven (``*_we``/``*_data``) in cycle ``t + latency - 1`` so that it is present in
+the register in cycle ``t + latency``.
+
+Pipeline (stage ``k`` computes in cycle ``t + k``):
+
+* stage 0: operand fetch. ``a``, ``b`` (or the immediate, wrapped to ``b``'s type) and ``c``
+  are gathered from their stream groups, little-endian, and sign-extended to 32 bits
+  (:func:`openlpu.isa.operand_dtype` rules); then registered.
+* the ALU group (every opcode but ``MUL``, ``REQ`` and the special functions) computes in
+  stage 1 on the 32-bit operands; wrapping to ``dtype`` is free because only the low
+  ``dtype`` bytes are written.
+* ``MUL`` and ``REQ`` share one signed 32 x 32 -> 64 multiplier in stage 1; ``MUL`` takes the
+  low bits in stage 2, ``REQ`` shifts (round half up) in stage 2 and saturates in stage 3.
+* the special functions run in one :class:`hdl.vxm_special.SpecialLane` per lane.
+
+Each latency ``L`` of a VXM opcode has its own pipeline of destination records (valid,
+direction, stream, dtype, which datapath), ``L - 1`` registers long, ending in the cycle the
+result is driven. Results of different latencies can be due in the same cycle (e.g. an ``ADD``
+issued 6 cycles after a ``RECIP``): all are written; if two name the same stream register (a
+stream conflict, an invalid program) the later-issued one, i.e. the one with the shorter
+latency, wins, as in the golden model. A datapath whose opcode's latency leaves more cycles
+than it needs is delayed by registers; one that cannot fit is refused at construction.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.instruction import instruction_layout, latency_table
+from hdl.streams import StreamTileSignature
+from hdl.vxm_special import SPECIAL_OPS, SpecialLane, rshr
+from openlpu.config import ChipConfig
+from openlpu.isa import OPS, DType, Opcode, Unit
+
+__all__ = ["VxmAluTile", "ALU_OPS", "DATAPATH_DEPTH"]
+
+#: Opcodes of the single-cycle ALU datapath (stage 1).
+ALU_OPS: tuple[Opcode, ...] = (
+    Opcode.ADD, Opcode.SUB, Opcode.ADDS, Opcode.SUBS, Opcode.MIN, Opcode.MAX, Opcode.AND,
+    Opcode.OR, Opcode.XOR, Opcode.SHL, Opcode.SHR, Opcode.SHRU, Opcode.SHRR, Opcode.CMPEQ,
+    Opcode.CMPNE, Opcode.CMPLT, Opcode.CMPLE, Opcode.CMPGT, Opcode.CMPGE, Opcode.SEL,
+    Opcode.MOV, Opcode.NEG, Opcode.ABS, Opcode.NOT, Opcode.RELU, Opcode.CVT,
+)
+
+# Datapaths ("groups") of the tile and the stage in which each one's result is ready.
+_ALU, _MUL, _REQ, _SPECIAL = range(4)
+_GROUP_OPS = {_ALU: ALU_OPS, _MUL: (Opcode.MUL,), _REQ: (Opcode.REQ,), _SPECIAL: SPECIAL_OPS}
+#: Stage in which the ALU, MUL and REQ datapaths have their result (special functions:
+#: :data:`hdl.vxm_special.NATURAL_DEPTH`).
+DATAPATH_DEPTH = {"alu": 1, "mul": 2, "req": 3}
+_DEPTH = {_ALU: DATAPATH_DEPTH["alu"], _MUL: DATAPATH_DEPTH["mul"], _REQ: DATAPATH_DEPTH["req"]}
+
+_COMPARE = {
+    Opcode.CMPEQ: lambda a, b: a == b, Opcode.CMPNE: lambda a, b: a != b,
+    Opcode.CMPLT: lambda a, b: a < b, Opcode.CMPLE: lambda a, b: a <= b,
+    Opcode.CMPGT: lambda a, b: a > b, Opcode.CMPGE: lambda a, b: a >= b,
+}
+
+
+def _dtype_range(dt: DType) -> tuple[int, int]:
+    return -(1 << (dt.bits - 1)), (1 << (dt.bits - 1)) - 1
+
+
+def _saturate(m: Module, value, dtype, name: str) -> Signal:
+    """``fixedpoint.saturate(value, dtype.bits)`` as a signed 32-bit signal."""
+    out = Signal(signed(32), name=name)
+    with m.Switch(dtype):
+        for dt in DType:
+            lo, hi = _dtype_range(dt)
+            with m.Case(dt.value):
+                m.d.comb += out.eq(Mux(value < lo, lo, Mux(value > hi, hi, value)))
+    return out
+
+
+def _by_dtype(m: Module, dtype, name: str, shape, fn) -> Signal:
+    """A signal equal to ``fn(dt)`` for the :class:`DType` ``dt`` that ``dtype`` encodes."""
+    out = Signal(shape, name=name)
+    with m.Switch(dtype):
+        for dt in DType:
+            with m.Case(dt.value):
+                m.d.comb += out.eq(fn(dt))
+    return out
+
+
+class VxmAluTile(wiring.Component):
+    """One VXM ALU (all VXM opcodes) for the ``lanes_per_superlane`` lanes of one superlane.
+
+    Parameters
+    ----------
+    config : ChipConfig
+        Lanes per superlane, streams per direction and the opcode latencies.
+
+    Members
+    -------
+    issue : In(1)
+        An instruction is presented in this cycle (``t``).
+    instr : In(instruction_layout())
+        The instruction; its opcode has ``OPS[op].unit is Unit.VXM``. Read only while
+        ``issue`` is 1.
+    s : Out(StreamTileSignature(config))
+        The stream registers at the VXM position: ``s.e``/``s.w`` (in) are read in cycle
+        ``t``; ``s.e_we``/``s.w_we`` and ``s.e_data``/``s.w_data`` (out) write the result's
+        group in cycle ``t + latency - 1``; ``we`` is 0 and data is 0 elsewhere.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not a :class:`~openlpu.config.ChipConfig`.
+    NotImplementedError
+        The ISA has a VXM opcode that no datapath of this tile implements.
+    ValueError
+        An opcode's latency is too short for its datapath.
+    """
+
+    def __init__(self, config: ChipConfig):
+        if not isinstance(config, ChipConfig):
+            raise TypeError(f"config must be a ChipConfig, not {config!r}")
+        vxm_ops = {op for op, spec in OPS.items() if spec.unit is Unit.VXM}
+        implemented = {op for ops in _GROUP_OPS.values() for op in ops}
+        if vxm_ops != implemented:
+            missing = ", ".join(op.name for op in sorted(vxm_ops - implemented,
+                                                         key=lambda o: o.value))
+            extra = ", ".join(op.name for op in sorted(implemented - vxm_ops,
+                                                       key=lambda o: o.value))
+            raise NotImplementedError(
+                f"VXM opcodes without a datapath: {missing or '-'}; datapaths for opcodes "
+                f"that are not VXM opcodes: {extra or '-'}")
+        table = latency_table(config)
+        self._latency = {op: table[op] for op in vxm_ops}
+        for group, depth in _DEPTH.items():
+            for op in _GROUP_OPS[group]:
+                if self._latency[op] < depth + 1:
+                    raise ValueError(
+                        f"{op.name} has latency {self._latency[op]} in config "
+                        f"{config.name!r}, but its datapath needs at least {depth + 1}")
+        self._config = config
+        self._special = SpecialLane(config)  # validates the special latencies
+        super().__init__({
+            "issue": In(1),
+            "instr": In(instruction_layout()),
+            "s": Out(StreamTileSignature(config)),
+        })
+
+    @property
+    def config(self) -> ChipConfig:
+        """The chip configuration."""
+        return self._config
+
+    @property
+    def latencies(self) -> tuple[int, ...]:
+        """Distinct latencies of the VXM opcodes, ascending (one result pipeline each)."""
+        return tuple(sorted(set(self._latency.values())))
+
+    # --- stage 0 ---------------------------------------------------------------------------
+
+    def _fetch(self, m: Module, field: str, dtype) -> list[Value]:
+        """The operand named by stream field ``field``, per lane, sign-extended from
+        ``dtype`` to 32 bits (bytes little-endian over the group's streams)."""
+        cfg = self._config
+        code = getattr(self.instr, field)
+        lanes = cfg.lanes_per_superlane
+        bank = Signal(self.s.e.shape(), name=f"s0_{field}_bank")
+        m.d.comb += bank.eq(Mux(code.west, self.s.w.as_value(), self.s.e.as_value()))
+        flat = bank.as_value()
+        streams = []
+        for k in range(max(dt.nbytes for dt in DType)):
+            st = Signal(lanes * 8, name=f"s0_{field}_stream{k}")
+            m.d.comb += st.eq(flat.word_select(code.index + k, lanes * 8))
+            streams.append(st)
+        values = []
+        for lane in range(lanes):
+            raw = Cat(*(st[lane * 8:(lane + 1) * 8] for st in streams))
+            values.append(_by_dtype(m, dtype, f"s0_{field}_{lane}", signed(32),
+                                    lambda dt, raw=raw: raw[:dt.bits].as_signed()))
+        return values
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self._config
+        lanes = cfg.lanes_per_superlane
+        instr = self.instr
+        last = max(self.latencies) - 1
+
+        # ---- stage 0: decode and operand fetch --------------------------------------------
+        op0 = instr.opcode
+        is_req0 = Value.cast(op0).matches(Opcode.REQ)
+        stype0 = instr.stype
+        ab_dtype0 = Signal(2, name="s0_ab_dtype")  # operand_dtype(a / b): int32 for REQ
+        m.d.comb += ab_dtype0.eq(Mux(is_req0, DType.I32.value, stype0))
+        a0 = self._fetch(m, "a", ab_dtype0)
+        b_stream0 = self._fetch(m, "b", ab_dtype0)
+        c0 = self._fetch(m, "c", stype0)
+        b_imm0 = _by_dtype(m, ab_dtype0, "s0_b_imm", signed(32),
+                           lambda dt: instr.imm[:min(dt.bits, len(instr.imm))].as_signed())
+        b0 = [Mux(instr.bimm, b_imm0, b) for b in b_stream0]
+
+        def stage_reg(stage, name, value, shape):
+            sig = Signal(shape, name=f"s{stage}_{name}")
+            m.d.sync += sig.eq(value)
+            return sig
+
+        op = [op0]
+        dtype = [instr.dtype]
+        shift = [instr.c.as_value()]  # REQ: c is a number 0..63, not a stream
+        for k in range(1, last + 1):
+            op.append(stage_reg(k, "op", op[-1], Opcode))
+            dtype.append(stage_reg(k, "dtype", dtype[-1], 2))
+            shift.append(stage_reg(k, "shift", shift[-1], 6))
+        a1 = [stage_reg(1, f"a_{ln}", a0[ln], signed(32)) for ln in range(lanes)]
+        b1 = [stage_reg(1, f"b_{ln}", b0[ln], signed(32)) for ln in range(lanes)]
+        c1 = [stage_reg(1, f"c_{ln}", c0[ln], signed(32)) for ln in range(lanes)]
+
+        # ---- datapaths: result per lane, in the stage each one is ready -------------------
+        ready: dict[int, list[Value]] = {}
+        ready[_ALU] = [self._alu(m, op[1], dtype[1], a1[ln], b1[ln], c1[ln], ln)
+                       for ln in range(lanes)]
+        prod2 = [stage_reg(2, f"prod_{ln}", a1[ln] * b1[ln], signed(64)) for ln in range(lanes)]
+        ready[_MUL] = [p[:32].as_signed() for p in prod2]
+        req3 = [stage_reg(3, f"req_{ln}", rshr(p, shift[2]), signed(64)) for ln, p in
+                enumerate(prod2)]
+        ready[_REQ] = [_saturate(m, r, dtype[3], f"s3_req_sat_{ln}") for ln, r in enumerate(req3)]
+
+        special = []
+        for ln in range(lanes):
+            lane = self._special if ln == 0 else SpecialLane(cfg)
+            m.submodules[f"special_{ln}"] = lane
+            m.d.comb += [lane.op.eq(op0), lane.x.eq(a0[ln])]
+            special.append(lane)
+
+        def result(group: int, stage: int) -> list[Value]:
+            """Result of ``group`` delayed to ``stage`` (registers after its ready stage)."""
+            if group == _SPECIAL:
+                index = special[0].latencies.index(stage + 1)
+                return [lane.y[index] for lane in special]
+            values = ready[group]
+            for k in range(_DEPTH[group] + 1, stage + 1):
+                values = [stage_reg(k, f"g{group}_res_{ln}", v, signed(32))
+                          for ln, v in enumerate(values)]
+            return values
+
+        # ---- result pipelines, one per latency -----------------------------------------
+        record = data.StructLayout({"valid": 1, "west": 1, "index": 5, "dtype": 2, "group": 2})
+        outputs = []  # (record at its last stage, value per lane), longest latency first
+        for lat in sorted(self.latencies, reverse=True):
+            groups = {g for g, ops in _GROUP_OPS.items()
+                      if any(self._latency[o] == lat for o in ops)}
+            rec = Signal(record, name=f"l{lat}_s0_rec")
+            group0 = Signal(2, name=f"l{lat}_s0_group")
+            for g in groups:
+                with m.If(Value.cast(op0).matches(*(o for o in _GROUP_OPS[g]
+                                                   if self._latency[o] == lat))):
+                    m.d.comb += [rec.valid.eq(self.issue), group0.eq(g)]
+            m.d.comb += [rec.west.eq(instr.dst.west), rec.index.eq(instr.dst.index),
+                         rec.dtype.eq(instr.dtype), rec.group.eq(group0)]
+            for k in range(1, lat):
+                rec = stage_reg(k, f"l{lat}_rec", rec, record)
+            value = [Signal(signed(32), name=f"l{lat}_value_{ln}") for ln in range(lanes)]
+            with m.Switch(rec.group):
+                for g in sorted(groups):
+                    with m.Case(g):
+                        m.d.comb += [v.eq(r) for v, r in zip(value, result(g, lat - 1),
+                                                             strict=True)]
+            outputs.append((lat, rec, value))
+
+        # ---- stream writes: later (shorter-latency) results are assigned last and win -------
+        for west, we, bank in ((0, self.s.e_we, self.s.e_data), (1, self.s.w_we, self.s.w_data)):
+            for lat, rec, value in outputs:
+                width = Signal(3, name=f"l{lat}_width_{west}")
+                m.d.comb += width.eq(Const(1, 3) << rec.dtype)
+                for j in range(cfg.streams_per_direction):
+                    offset = Const(j, 6) - rec.index  # byte of the element on stream j
+                    hit = rec.valid & (rec.west == west) & (offset >= 0) & (offset < width)
+                    with m.If(hit):
+                        m.d.comb += we[j].eq(1)
+                        m.d.comb += [bank[j][ln].eq(value[ln].word_select(offset[:2], 8))
+                                     for ln in range(lanes)]
+        return m
+
+    # --- stage 1 ALU -----------------------------------------------------------------------
+
+    def _alu(self, m: Module, op, dtype, a, b, c, lane: int) -> Signal:
+        """Every ALU opcode on one lane's sign-extended 32-bit operands; the low ``dtype``
+        bits of the result are the ``vxm_execute`` value."""
+        name = f"s1_alu{lane}"
+        out = Signal(signed(32), name=f"{name}_out")
+        # shift count: b mod bits; SHRU reads a as unsigned
+        n = _by_dtype(m, dtype, f"{name}_n", 5, lambda dt: b[:dt.bits.bit_length() - 1])
+        ua = _by_dtype(m, dtype, f"{name}_ua", 32, lambda dt: a[:dt.bits])
+        sum_ = Signal(signed(33), name=f"{name}_sum")
+        diff = Signal(signed(33), name=f"{name}_diff")
+        m.d.comb += [sum_.eq(a + b), diff.eq(a - b)]
+        sat_in = Signal(signed(34), name=f"{name}_sat_in")
+        sat = _saturate(m, sat_in, dtype, f"{name}_sat")
+        with m.Switch(op):
+            with m.Case(Opcode.ADD):
+                m.d.comb += out.eq(sum_)
+            with m.Case(Opcode.SUB):
+                m.d.comb += out.eq(diff)
+            with m.Case(Opcode.ADDS):
+                m.d.comb += [sat_in.eq(sum_), out.eq(sat)]
+            with m.Case(Opcode.SUBS):
+                m.d.comb += [sat_in.eq(diff), out.eq(sat)]
+            with m.Case(Opcode.MIN):
+                m.d.comb += out.eq(Mux(a < b, a, b))
+            with m.Case(Opcode.MAX):
+                m.d.comb += out.eq(Mux(a > b, a, b))
+            with m.Case(Opcode.AND):
+                m.d.comb += out.eq(a & b)
+            with m.Case(Opcode.OR):
+                m.d.comb += out.eq(a | b)
+            with m.Case(Opcode.XOR):
+                m.d.comb += out.eq(a ^ b)
+            with m.Case(Opcode.SHL):
+                m.d.comb += out.eq(a << n)
+            with m.Case(Opcode.SHR):
+                m.d.comb += out.eq(a >> n)
+            with m.Case(Opcode.SHRU):
+                m.d.comb += out.eq(ua >> n)
+            with m.Case(Opcode.SHRR):
+                m.d.comb += out.eq(rshr(a, n))
+            for cmp_op, fn in _COMPARE.items():
+                with m.Case(cmp_op):
+                    m.d.comb += out.eq(Mux(fn(a, b), -1, 0))
+            with m.Case(Opcode.SEL):
+                m.d.comb += out.eq(Mux(c != 0, a, b))
+            with m.Case(Opcode.MOV):
+                m.d.comb += out.eq(a)
+            with m.Case(Opcode.NEG):
+                m.d.comb += out.eq(-a)
+            with m.Case(Opcode.ABS):
+                m.d.comb += [sat_in.eq(abs(a)), out.eq(sat)]
+            with m.Case(Opcode.NOT):
+                m.d.comb += out.eq(~a)
+            with m.Case(Opcode.RELU):
+                m.d.comb += out.eq(Mux(a < 0, 0, a))
+            with m.Case(Opcode.CVT):
+                m.d.comb += [sat_in.eq(a), out.eq(sat)]
+        return out
