@@ -263,11 +263,13 @@ class Chip(wiring.Component):
         with m.If(self.bus_we & in_queue & ~busy & ~addr[2]):
             m.d.sync += staging.eq(self.bus_wdata)
         for qi, icu in enumerate(icus):
+            selected = in_queue & ~busy & (q_index == qi) & (q_word < cfg.queue_depth)
             m.d.comb += [
-                icu.wr_en.eq(self.bus_we & in_queue & ~busy & addr[2] & (q_index == qi)
-                             & (q_word < cfg.queue_depth)),
+                icu.wr_en.eq(self.bus_we & addr[2] & selected),
                 icu.wr_addr.eq(q_word),
                 icu.wr_data.eq(Cat(staging, self.bus_wdata)),
+                icu.rd_en.eq(self.bus_re & selected),
+                icu.rd_addr.eq(q_word),
             ]
 
         lp_bits = hm.lanes_padded.bit_length() - 1
@@ -311,7 +313,11 @@ class Chip(wiring.Component):
         r_mem = Signal(range(max(cfg.mem_slices, 2)))
         r_group = Signal(range(max(hm.lanes_padded // 4, 2)))
         r_idle = Signal()
+        r_queue = Signal(range(max(len(icus), 2)))
+        r_high = Signal()
         m.d.sync += [
+            r_queue.eq(q_index),
+            r_high.eq(addr[2]),
             self.bus_rvalid.eq(self.bus_re),
             r_reg.eq(reg_value),
             r_kind.eq(Mux(in_sram, 2, Mux(in_queue, 1, 0))),
@@ -332,9 +338,16 @@ class Chip(wiring.Component):
                                     parts.append(tiles[g // lps].h_rdata[g % lps]
                                                  if g < cfg.lanes else Const(0, 8))
                                 m.d.comb += sram_word.eq(Cat(*parts))
+        queue_word = Signal(64)
+        with m.Switch(r_queue):
+            for qi, icu in enumerate(icus):
+                with m.Case(qi):
+                    m.d.comb += queue_word.eq(icu.rd_data)
         with m.Switch(r_kind):
             with m.Case(0):
                 m.d.comb += self.bus_rdata.eq(r_reg)
+            with m.Case(1):
+                m.d.comb += self.bus_rdata.eq(Mux(r_high, queue_word[32:], queue_word[:32]))
             with m.Case(2):
                 m.d.comb += self.bus_rdata.eq(Mux(r_idle, sram_word, 0))
         return m
