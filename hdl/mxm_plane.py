@@ -10,9 +10,10 @@ time, ``k`` cycles after superlane 0, on the instruction delayed by ``k`` (:func
 
 - **Weights.** The shadow buffer and the installed weights are registers, split by *input*
   superlane: superlane ``k`` holds columns ``k*lps .. k*lps+lps-1`` of every row (the lanes
-  its streams carry). ``LW`` writes its rows' columns from the streams in tile time ``t + k``;
-  ``IW`` copies shadow to weights one cycle later (``t + k + 1``), in step with the multiplier
-  stage, so an ``ABC`` issued before the ``IW`` still multiplies by the old weights.
+  its streams carry). ``LW`` writes its rows' columns from the streams, and ``IW`` copies
+  shadow to weights, at the end of tile cycle ``t + k``. An ``ABC`` issued in ``t - 1``
+  multiplies in ``t + k`` (after its input register), so it still uses the old weights, and
+  one issued in ``t + 1`` the new ones.
 - **Products.** Superlane ``k`` registers its ``lps`` input lanes, multiplies them by its
   ``lps`` weight columns for every one of the ``lanes`` output rows (registered products) and
   reduces each row with a ``log2(lps)``-level adder tree: a partial sum per output row.
@@ -25,9 +26,10 @@ time, ``k`` cycles after superlane 0, on the instruction delayed by ``k`` (:func
   chain through it), a read port for ``ACC`` and one write port. ``y`` is re-skewed so that
   superlane ``m``'s lanes are added and written in cycle ``t + latency(ABC) - 1 + m``: an
   ``ACC`` issued from ``t + latency(ABC)`` (read in ``t + latency(ABC) + m``) sees them.
-- **Zero state.** Memories cannot be reset, so one valid bit per entry (registers, reset to 0,
-  kept in superlane-0 time and staggered with the accesses) marks entries written since reset;
-  an invalid entry reads as 0, as in the golden model's freshly zeroed run.
+- **State at reset.** Shadow buffer and weights are registers and reset to zero (the chip
+  top resets the plane at ``START``). The accumulators are memories and keep their contents:
+  a valid program never reads an entry that no ``ABC`` wrote in its run (architecture
+  section 9.2, the golden model's accumulator hazard).
 
 ABC pipeline (cycles of superlane 0; superlane ``k`` is ``k`` later for its own part;
 ``G = ceil(log2(lps))``, ``S = superlanes``, ``L = latency(ABC) = 4 + G + S``,
@@ -198,25 +200,13 @@ class MxmPlane(wiring.Component):
             idx = code.index if index is None else index
             return Mux(code.west, tile.w[idx], tile.e[idx])
 
-        # --- accumulator valid bits (superlane-0 time) ----------------------------------------
-        valid = Signal(depth, name="acc_valid")
-        ctl = data.StructLayout({"go": 1, "entry": unsigned(entry_bits), "acc": 1, "old": 1})
+        # --- ABC control, superlane-0 time: accumulator read one cycle before the write -----
+        ctl = data.StructLayout({"go": 1, "entry": unsigned(entry_bits), "acc": 1})
         pre = Signal(ctl, name="abc_issue")
         m.d.comb += [pre.go.eq(is_abc0), pre.entry.eq(self.instr.addr),
                      pre.acc.eq(self.instr.accumulate)]
-        # rd: the ABC's accumulator read, one cycle before its write (superlane 0)
-        late = delay(m, pre, lat_abc - 2, name="abc_ctl")
-        rd0 = Signal(ctl, name="abc_rd")
+        rd0 = delay(m, pre, lat_abc - 2, name="abc_ctl")
         abc_ctl = stagger(m, rd0, sl + 1, name="abc_rd")  # [m]: read stage, [m+1]: write
-        wr0 = abc_ctl[1]
-        m.d.comb += [rd0.go.eq(late.go), rd0.entry.eq(late.entry), rd0.acc.eq(late.acc),
-                     rd0.old.eq(valid.bit_select(late.entry, 1)
-                                | (wr0.go & (wr0.entry == late.entry)))]
-        with m.If(wr0.go):
-            m.d.sync += valid.bit_select(wr0.entry, 1).eq(1)
-        # ACC: entry valid as of its issue, staggered to each superlane's read data
-        acc_ok = stagger(m, valid.bit_select(self.instr.addr[:entry_bits], 1), sl + 1,
-                         name="acc_valid")
 
         # --- per input superlane: weights, products, adder tree -------------------------------
         rows = 1 << max(0, (ns - 1).bit_length())  # LW row rotation modulus, >= streams
@@ -226,8 +216,7 @@ class MxmPlane(wiring.Component):
         for k in range(sl):
             tile, ik, go = self.s.tiles[k], instr_k[k], issue_k[k]
             lw = go & (ik.opcode == Opcode.LW)
-            iw_late = Signal(name=f"iw_sl{k}")
-            m.d.sync += iw_late.eq(go & (ik.opcode == Opcode.IW))
+            iw = go & (ik.opcode == Opcode.IW)
             shadow = [Signal(lane_vector(cfg), name=f"shadow_sl{k}_r{i}") for i in range(lanes)]
             weight = [Signal(lane_vector(cfg), name=f"w_sl{k}_r{i}") for i in range(lanes)]
             # LW: row addr + r <- stream a + r; row i takes rotation slot i mod rows
@@ -240,7 +229,7 @@ class MxmPlane(wiring.Component):
             for i in range(lanes):
                 with m.If(lw & (ik.addr <= i) & (ik.addr + ik.count > i)):
                     m.d.sync += shadow[i].eq(slot[i % rows])
-                with m.If(iw_late):
+                with m.If(iw):
                     m.d.sync += weight[i].eq(shadow[i])
             # ABC: input register, products, tree
             x = Signal(lane_vector(cfg), name=f"x_sl{k}")
@@ -284,18 +273,15 @@ class MxmPlane(wiring.Component):
             rp_acc = mem.read_port()
             rd, wr = abc_ctl[mm], abc_ctl[mm + 1]
             m.d.comb += [rp_abc.addr.eq(rd.entry), wp.en.eq(wr.go), wp.addr.eq(wr.entry)]
-            keep = wr.acc & wr.old
-            m.d.comb += [wp.data[j].eq(Mux(keep, rp_abc.data[j], 0).as_signed()
+            m.d.comb += [wp.data[j].eq(Mux(wr.acc, rp_abc.data[j], 0).as_signed()
                                        + y_late[mm][j]) for j in range(lps)]
             # ACC: read in t + m, drive in t + lat_acc - 1 + m
             m.d.comb += rp_acc.addr.eq(ik.addr)
             out_ctl = data.StructLayout({"go": 1, "dst": ik.dst.shape()})
             acc1 = Signal(out_ctl, name=f"acc1_sl{mm}")
             m.d.sync += [acc1.go.eq(go & (ik.opcode == Opcode.ACC)), acc1.dst.eq(ik.dst)]
-            value = Signal(word, name=f"acc_out_sl{mm}")
-            m.d.comb += value.eq(Mux(acc_ok[mm + 1], rp_acc.data, 0))
             out = delay(m, acc1, lat_acc - 2, name=f"acc_ctl_sl{mm}")
-            value = delay(m, value, lat_acc - 2, name=f"acc_val_sl{mm}")
+            value = delay(m, rp_acc.data, lat_acc - 2, name=f"acc_val_sl{mm}")
             hit = [out.go & ((out.dst.index // group) == i // group) for i in range(ns)]
             for i in range(ns):
                 b = i % group

@@ -8,13 +8,15 @@ sources, so the testbenches regenerate only when the design changes.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from openlpu.config import ChipConfig
 
-__all__ = ["UNITS", "build_unit", "generate", "cached_verilog", "source_hash"]
+__all__ = ["UNITS", "build_unit", "generate", "cached_verilog", "source_hash",
+           "compact_memory_init"]
 
 #: ``--top`` choices: the chip and every unit a user may drop into a design of their own.
 UNITS = ("chip", "icu", "mem", "vxm", "mxm", "sxm")
@@ -48,10 +50,49 @@ def module_name(config: ChipConfig, top: str = "chip") -> str:
     return f"openlpu_{top}"
 
 
+_INIT_BLOCK = re.compile(
+    r"^(?P<indent> *)initial begin\n(?P<body>(?: *[\w$\\.]+\[\d+\] = [^;\n]+;\n)+) *end\n",
+    re.MULTILINE)
+_INIT_LINE = re.compile(r"^ *(?P<mem>[\w$\\.]+)\[(?P<i>\d+)\] = (?P<v>[^;\n]+);$")
+
+
+def compact_memory_init(text: str) -> str:
+    """Rewrite every ``initial`` block that sets all words ``0..N-1`` of one memory to the same
+    value (Amaranth writes one assignment per word) as a ``for`` loop.
+
+    The behaviour is identical; the file is smaller by the size of the memories, which matters
+    for the SRAM of a whole chip (a MEM tile of the sim preset would otherwise need 3 MB of
+    Verilog). Blocks with real contents (ROMs) are left as they are.
+    """
+    count = 0
+
+    def repl(match):
+        nonlocal count
+        lines = match.group("body").splitlines()
+        parsed = [_INIT_LINE.match(line) for line in lines]
+        if not all(parsed):
+            return match.group(0)
+        mems = {p.group("mem") for p in parsed}
+        values = {p.group("v") for p in parsed}
+        indices = [int(p.group("i")) for p in parsed]
+        if len(mems) != 1 or len(values) != 1 or indices != list(range(len(indices))):
+            return match.group(0)
+        count += 1
+        ind = match.group("indent")
+        mem, value, n = mems.pop(), values.pop(), len(indices)
+        var = f"_openlpu_init_{count}"
+        return (f"{ind}integer {var};\n{ind}initial begin\n"
+                f"{ind}  for ({var} = 0; {var} < {n}; {var} = {var} + 1) {mem}[{var}] = {value};\n"
+                f"{ind}end\n")
+
+    return _INIT_BLOCK.sub(repl, text)
+
+
 def generate(config: ChipConfig, top: str = "chip") -> str:
     """Standalone Verilog of ``top`` (the chip, or one unit) for ``config``."""
     unit = build_unit(config, top)
-    return verilog.convert(unit, name=module_name(config, top), emit_src=False)
+    return compact_memory_init(verilog.convert(unit, name=module_name(config, top),
+                                               emit_src=False))
 
 
 def source_hash() -> str:

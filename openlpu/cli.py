@@ -131,12 +131,37 @@ def _cmd_disasm(args) -> int:
     return 0
 
 
+def _cmd_verilog(args) -> int:
+    from hdl.verilog import generate
+
+    config = _config(args.config)
+    text = generate(config, args.top)
+    Path(args.output).write_text(text)
+    print(f"{args.output}: module openlpu_{args.top} for config {config.name} "
+          f"({len(text.splitlines()):,} lines)")
+    return 0
+
+
+def _run_rtl(args, program, config, golden) -> dict:
+    from tb.runner import RtlRunError
+    from tb.verify import outputs_from_words, verify
+
+    if args.collect:
+        raise CliError("--collect applies to the golden backend only")
+    try:
+        (v,) = verify(config, {"program": program}, args.backend, waves=bool(args.trace))
+    except RtlRunError as e:
+        raise CliError(str(e)) from None
+    return {"cycles": v.rtl.cycles, "outputs": outputs_from_words(config, program, v.rtl),
+            "matches_golden": v.matches, "mismatch": None if v.matches else str(v.comparison),
+            "golden_cycles": golden.cycles, "rtl_run_seconds": v.rtl.run_seconds,
+            "rtl_build_seconds": v.rtl.build_seconds}
+
+
 def _cmd_run(args) -> int:
     from sim_models.golden import run_program
 
     program, config = _load_program(args.program, args.config)
-    if args.backend != "golden":
-        raise CliError(f"backend {args.backend!r} is not available")
     result = run_program(config, program, max_cycles=args.max_cycles,
                          on_error="collect" if args.collect else "raise")
     report = {
@@ -147,21 +172,27 @@ def _cmd_run(args) -> int:
         "outputs": result.outputs,
         "counters": result.counters,
         "violations": [str(v) for v in result.violations],
+        "matches_golden": True,
     }
+    if args.backend != "golden":
+        report.update(_run_rtl(args, program, config, result))
     if args.json:
         print(json.dumps(_to_jsonable(report)))
     else:
-        print(f"backend {args.backend}, config {config.name}: {result.cycles} cycles "
+        print(f"backend {args.backend}, config {config.name}: {report['cycles']} cycles "
               f"({report['seconds_at_clock'] * 1e6:.3f} us at {config.clock_mhz:g} MHz)")
         c = result.counters
         print(f"MACs {c['macs']:,}, MXM utilisation {c['mxm_utilization']:.1%}, "
               f"ops per unit {c['ops_per_unit']}")
-        for name, value in result.outputs.items():
+        for name, value in report["outputs"].items():
             with np.printoptions(linewidth=100, threshold=2000):
                 print(f"output {name} {value.dtype} {list(value.shape)}:\n{value}")
         for v in result.violations:
             print(f"violation: {v}")
-    return 1 if result.violations else 0
+        if args.backend != "golden":
+            print("matches the golden model: " + ("yes" if report["matches_golden"] else
+                                                  f"NO: {report['mismatch']}"))
+    return 1 if result.violations or not report["matches_golden"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,12 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a program (.s or .bin) and print its outputs")
     run.add_argument("program")
     run.add_argument("--config", help="preset or .json (default: the program's own config)")
-    run.add_argument("--backend", default="golden", choices=["golden"])
+    run.add_argument("--backend", default="golden",
+                     choices=["golden", "amaranth", "verilator", "icarus"],
+                     help="golden model, or the RTL (compared with the golden model)")
+    run.add_argument("--trace", metavar="FILE.fst",
+                     help="RTL backends: write an FST waveform of the run")
     run.add_argument("--max-cycles", type=int, default=50_000_000)
     run.add_argument("--collect", action="store_true",
                      help="report every schedule violation instead of stopping at the first")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=_cmd_run)
+
+    vlog = sub.add_parser("verilog", help="write standalone Verilog of the chip or one unit")
+    vlog.add_argument("--config", required=True, help=f"preset ({presets}) or .json file")
+    vlog.add_argument("-o", "--output", required=True)
+    vlog.add_argument("--top", default="chip", choices=["chip", "icu", "mem", "vxm", "mxm",
+                                                         "sxm"],
+                      help="the chip top (default) or one unit")
+    vlog.set_defaults(func=_cmd_verilog)
     return p
 
 

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Tests of hdl/mem_tile.py: the MEM tile (one MEM slice's SRAM in one superlane tile).
 
 The tile runs in Amaranth's simulator with stream inputs driven by the test. Every stream write
@@ -12,6 +13,9 @@ golden model shows at the slice's position in that program.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -290,8 +294,12 @@ def test_host_write_read_with_masks(preset):
 
 
 def run_random(config: ChipConfig, seed: int, cycles: int, *, full_dump: bool,
-               idle_prob: float = 0.15):
-    """Random back-to-back MEM instructions against :class:`RefMemTile`."""
+               idle_prob: float = 0.15, host_noise: bool = True):
+    """Random back-to-back MEM instructions against :class:`RefMemTile`.
+
+    With ``host_noise`` the host port is busy too: a random ``h_addr`` every cycle, and a
+    full-mask host write in every cycle in which the datapath writes (which must be ignored).
+    """
     rng = np.random.default_rng(seed)
     lanes, streams, words = (config.lanes_per_superlane, config.streams_per_direction,
                              config.mem_words_per_bank)
@@ -317,6 +325,8 @@ def run_random(config: ChipConfig, seed: int, cycles: int, *, full_dump: bool,
         plan.append((instr, int(rng.integers(0, 1 << 63)), e, w))
     lat = max(latency(op, config) for op in READS)
     tail = lat + 2
+    noise = np.stack([rng.integers(0, config.address_space, cycles + tail),
+                      rng.integers(0, 1 << min(8 * lanes, 63), cycles + tail)], axis=1)
 
     dut = MemTile(config)
     got = []
@@ -338,8 +348,15 @@ def run_random(config: ChipConfig, seed: int, cycles: int, *, full_dump: bool,
             else:
                 tb.streams_in(zero, zero)
                 tb.idle()
+            if host_noise:
+                prev = plan[t - 1][0] if 0 < t <= cycles else None
+                ctx.set(dut.h_addr, int(noise[t, 0]))
+                ctx.set(dut.h_we, int(prev is not None and prev.op in WRITES))
+                ctx.set(dut.h_wmask, (1 << lanes) - 1)
+                ctx.set(dut.h_wdata.as_value(), int(noise[t, 1]))
             got.append(tb.stream_out())
             await ctx.tick()
+        ctx.set(dut.h_we, 0)
         assert ctx.get(dut.reads) == ref.reads
         assert ctx.get(dut.writes) == ref.write_count
         addrs = range(config.address_space) if full_dump else dump_addrs
@@ -691,6 +708,42 @@ def test_verilog_infers_memories(preset):
         assert sorted((int(hi), int(lo))) == [0, depth - 1]
 
 
-def test_constructor_validates():
+def test_verilog_compiles_with_icarus(tmp_path):
+    """The ecp5 tile's Verilog is accepted by Icarus Verilog (-g2012)."""
+    iverilog = shutil.which("iverilog")
+    if iverilog is None:
+        pytest.skip("iverilog not installed")
+    src = tmp_path / "mem_tile.v"
+    src.write_text(verilog.convert(MemTile(PRESETS["ecp5"]), name="mem_tile", emit_src=False))
+    result = subprocess.run([iverilog, "-g2012", "-o", str(tmp_path / "a.out"), str(src)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_constructor_validates(monkeypatch):
     with pytest.raises(TypeError, match="ChipConfig"):
         MemTile("ecp5")
+    import hdl.mem_tile as mt
+
+    real = mt.latency
+    monkeypatch.setattr(mt, "latency", lambda op, cfg: 1)
+    with pytest.raises(ValueError, match=">= 2"):
+        MemTile(PRESETS["ice40"])
+    monkeypatch.setattr(mt, "latency",
+                        lambda op, cfg: real(op, cfg) + (op is Opcode.GATHER))
+    with pytest.raises(ValueError, match="latency\\(READ\\) == latency\\(GATHER\\)"):
+        MemTile(PRESETS["ice40"])
+
+
+def test_longer_read_latency(monkeypatch):
+    """If the ISA gave READ/GATHER a longer latency, the tile delays its result to match."""
+    import hdl.mem_tile as mt
+
+    real = mt.latency
+
+    def longer(op, cfg):
+        return real(op, cfg) + 2
+
+    monkeypatch.setattr(mt, "latency", longer)
+    monkeypatch.setattr(sys.modules[__name__], "latency", longer)  # the reference model's
+    run_random(PRESETS["ice40"], seed=9, cycles=100, full_dump=False)
