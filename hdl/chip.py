@@ -45,11 +45,21 @@ from .vxm_alu import VxmAluTile
 __all__ = ["Chip"]
 
 
-def _max(values):
-    out = values[0]
-    for v in values[1:]:
-        out = Mux(v > out, v, out)
-    return out
+def _max(m: Module, values, width: int):
+    """Maximum of ``values`` as a balanced tree, each node its own signal (an expression that
+    reused a sub-expression twice per level would be emitted as an exponential tree)."""
+    level = list(values)
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            node = Signal(width)
+            a, b = level[i], level[i + 1]
+            m.d.comb += node.eq(Mux(a > b, a, b))
+            nxt.append(node)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
 
 
 class Chip(wiring.Component):
@@ -71,19 +81,15 @@ class Chip(wiring.Component):
         High in the cycle after each ``bus_re``.
     """
 
-    bus_addr: In(32)
-    bus_wdata: In(32)
-    bus_we: In(1)
-    bus_re: In(1)
-    bus_rdata: Out(32)
-    bus_rvalid: Out(1)
-
     def __init__(self, config: ChipConfig):
         if not isinstance(config, ChipConfig):
             raise TypeError(f"config must be a ChipConfig, not {config!r}")
         self.config = config
         self.hostmap = HostMap(config)
-        super().__init__()
+        super().__init__({
+            "bus_addr": In(32), "bus_wdata": In(32), "bus_we": In(1), "bus_re": In(1),
+            "bus_rdata": Out(32), "bus_rvalid": Out(1),
+        })
 
     def elaborate(self, platform):  # noqa: C901 - one floorplan, read top to bottom
         m = Module()
@@ -189,7 +195,7 @@ class Chip(wiring.Component):
                     for regs, we_name, data_name, upstream in (
                             (east, "e_we", "e_data", p - 1), (west, "w_we", "w_data", p + 1)):
                         nxt = (regs[k][upstream][i] if 0 <= upstream < cfg.positions
-                               else Const(0, bank.elem_shape))
+                               else Const(0, 8 * lps))
                         for port in ports:  # later ports win; two writers = invalid program
                             nxt = Mux(getattr(port, we_name)[i], getattr(port, data_name)[i],
                                       nxt)
@@ -216,7 +222,7 @@ class Chip(wiring.Component):
         m.d.sync += ended_prev.eq(ended_now)
         m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, cycles + 1, 0))
         d_now = Signal(64)
-        m.d.comb += d_now.eq(_max([d_reg, end_event] + events))
+        m.d.comb += d_now.eq(_max(m, [d_reg, end_event] + events, 64))
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_reg.eq(0), ended_prev.eq(0)]
         with m.Elif(busy):

@@ -19,14 +19,13 @@ ONE16 = float(1 << 16)
 # Documented bounds (module docstring); the brief's targets are looser:
 # exp <= 2 LSB, activations <= 2**-12, recip/rsqrt rel err < 2**-20 or <= 1 LSB.
 EXP_MAX_LSB = 0.53
-RSQRT_MAX_LSB = 0.72
 ACT_BOUND = {"sigmoid_q": 5.5e-5, "tanh_q": 1.02e-4, "silu_q": 8.6e-5, "gelu_q": 4.4e-5}
 TARGET_ACT = 2.0**-12
 
 int32s = st.integers(I32_MIN, I32_MAX)
 i32_arrays = hnp.arrays(np.int64, st.integers(1, 64), elements=int32s)
 pos_i32_arrays = hnp.arrays(np.int64, st.integers(1, 64), elements=st.integers(1, I32_MAX))
-fast = settings(max_examples=60, deadline=None)
+fast = settings(max_examples=40, deadline=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -37,7 +36,8 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def ref_sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
+    with np.errstate(over="ignore"):  # exp(-v) = inf for v << 0 gives the right 0.0
+        return 1.0 / (1.0 + np.exp(-v))
 
 
 def ref_phi(v):
@@ -69,6 +69,7 @@ def py_round_shift(x: int, s: int) -> int:
         (32767, 16, 32767), (32768, 16, -32768), (-32769, 16, 32767), (65535, 16, -1),
         (I32_MAX, 32, I32_MAX), (I32_MAX + 1, 32, I32_MIN), (I32_MIN - 1, 32, I32_MAX),
         (1 << 32, 32, 0), (-1, 32, -1), (-(1 << 40) - 5, 32, -5),
+        (np.iinfo(np.int64).max, 32, -1), (np.iinfo(np.int64).min, 8, 0),
     ],
 )
 def test_wrap_directed(x, bits, want):
@@ -120,6 +121,13 @@ def test_shift_right_round_array_shift(x, data):
     got = fp.shift_right_round(x, s)
     want = [py_round_shift(int(a), int(b)) for a, b in zip(x, s, strict=True)]
     np.testing.assert_array_equal(got, want)
+
+
+def test_shift_right_round_returns_new_array():
+    x = np.array([1, 2, 3], dtype=np.int64)
+    y = fp.shift_right_round(x, 0)
+    y[0] = 99
+    assert x[0] == 1
 
 
 def test_shift_right_round_rejects_bad_shift():
@@ -271,13 +279,22 @@ def test_rsqrt_directed():
     np.testing.assert_array_equal(fp.rsqrt_q(1 << (2 * k + 1)), want)
 
 
+def is_exact_rsqrt(q: int, x: int) -> bool:
+    """Big-int check of q == floor(2**30 / sqrt(x) + 1/2): (2q-1)**2 x <= 2**62 < (2q+1)**2 x."""
+    return (2 * q - 1) ** 2 * x <= 1 << 62 < (2 * q + 1) ** 2 * x
+
+
 def check_rsqrt(x):
     got = fp.rsqrt_q(x)
     ref = 2.0**30 / np.sqrt(x.astype(np.float64))
     err = np.abs(got - ref)
-    assert err.max() <= RSQRT_MAX_LSB
+    # exactly rounded, up to the float64 reference's own error (< 2**-22 LSB)
+    assert err.max() <= 0.5 + 2.0**-20
     big = ref >= 2.0**20
     assert np.all(err[big] / ref[big] < 2.0**-20)
+    # where float64 cannot decide, check exactly
+    for i in np.flatnonzero(err > 0.5 - 2.0**-20):
+        assert is_exact_rsqrt(int(got[i]), int(x[i]))
 
 
 def test_rsqrt_dense():
@@ -285,13 +302,15 @@ def test_rsqrt_dense():
     p = (1 << np.arange(1, 31, dtype=np.int64))[:, None] + np.arange(-300, 301)[None, :]
     check_rsqrt(np.clip(p.ravel(), 1, I32_MAX))
     rng = np.random.default_rng(1234)
-    check_rsqrt(rng.integers(1, I32_MAX, size=1 << 20, endpoint=True))
+    check_rsqrt(rng.integers(1, I32_MAX, size=1 << 18, endpoint=True))
 
 
 @given(pos_i32_arrays)
 @fast
 def test_rsqrt_random(x):
     check_rsqrt(x)
+    got = fp.rsqrt_q(x)
+    assert all(is_exact_rsqrt(int(q), int(v)) for q, v in zip(got, x, strict=True))
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,7 +478,7 @@ def test_accuracy_report():
     assert rep["exp_q"]["max_abs_err"] <= EXP_MAX_LSB / 2**15
     assert rep["recip_q"]["max_abs_err"] <= 0.5
     assert rep["recip_q"]["max_rel_err"] < 2.0**-20
-    assert rep["rsqrt_q"]["max_abs_err"] <= RSQRT_MAX_LSB
+    assert rep["rsqrt_q"]["max_abs_err"] <= 0.5
     assert rep["rsqrt_q"]["max_rel_err"] < 2.0**-20
     for name in ACTS:
         assert rep[name]["max_abs_err"] <= ACT_BOUND[name]
