@@ -16,7 +16,7 @@ from amaranth.back import verilog
 from openlpu.config import ChipConfig
 
 __all__ = ["UNITS", "build_unit", "generate", "cached_verilog", "source_hash",
-           "compact_memory_init"]
+           "compact_memory_init", "comb_at_time_zero"]
 
 #: ``--top`` choices: the chip and every unit a user may drop into a design of their own.
 UNITS = ("chip", "icu", "mem", "vxm", "mxm", "sxm")
@@ -88,11 +88,31 @@ def compact_memory_init(text: str) -> str:
     return _INIT_BLOCK.sub(repl, text)
 
 
+_TRIGGER = re.compile(
+    r"^(?P<indent> *)reg (?P<name>\\\$auto\$verilog_backend\S*dump_module\S*)\s+= 0;$",
+    re.MULTILINE)
+
+
+def comb_at_time_zero(text: str) -> str:
+    """Make every ``always @*`` block evaluate once right after time 0.
+
+    An ``always @*`` block runs only when one of its inputs changes, so a combinational output
+    whose inputs stay constant (a unit that is never used) would keep its initial X in an
+    event-driven simulator. Yosys makes every such block read a per-module register declared
+    ``= 0`` for this purpose, but Icarus 11 gives that initialiser no event. This adds
+    ``initial #1 reg = 1``: by then every block waits on its inputs, so each one runs.
+    (Plain Verilog-2005. Verilator evaluates every block at start and would need ``--timing``
+    for the delay, so the line is left out for it with ``ifndef VERILATOR``.)
+    """
+    return _TRIGGER.sub(lambda m: f"{m.group(0)}\n`ifndef VERILATOR\n{m.group('indent')}"
+                                  f"initial #1 {m.group('name')} = 1'h1;\n`endif", text)
+
+
 def generate(config: ChipConfig, top: str = "chip") -> str:
-    """Standalone Verilog of ``top`` (the chip, or one unit) for ``config``."""
+    """Standalone (System)Verilog of ``top`` (the chip, or one unit) for ``config``."""
     unit = build_unit(config, top)
-    return compact_memory_init(verilog.convert(unit, name=module_name(config, top),
-                                               emit_src=False))
+    text = verilog.convert(unit, name=module_name(config, top), emit_src=False)
+    return comb_at_time_zero(compact_memory_init(text))
 
 
 def source_hash() -> str:

@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.instruction import instruction_layout, latency_table
 from hdl.streams import StreamTileSignature
-from hdl.vxm_special import SPECIAL_OPS, SpecialLane, rshr
+from hdl.vxm_special import SPECIAL_OPS, SpecialLane, rshr, special_latencies
 from openlpu.config import ChipConfig
 from openlpu.isa import OPS, DType, Opcode, Unit
 
@@ -141,8 +141,8 @@ class VxmAluTile(wiring.Component):
                     raise ValueError(
                         f"{op.name} has latency {self._latency[op]} in config "
                         f"{config.name!r}, but its datapath needs at least {depth + 1}")
+        special_latencies(config)  # raises if the special-function pipeline does not fit
         self._config = config
-        self._special = SpecialLane(config)  # validates the special latencies
         super().__init__({
             "issue": In(1),
             "instr": In(instruction_layout()),
@@ -187,7 +187,6 @@ class VxmAluTile(wiring.Component):
         cfg = self._config
         lanes = cfg.lanes_per_superlane
         instr = self.instr
-        last = max(self.latencies) - 1
 
         # ---- stage 0: decode and operand fetch --------------------------------------------
         op0 = instr.opcode
@@ -207,13 +206,15 @@ class VxmAluTile(wiring.Component):
             m.d.sync += sig.eq(value)
             return sig
 
-        op = [op0]
+        # Control carried along for the ALU (stage 1) and REQ (shift in stage 2, saturate
+        # in stage 3).
+        op = [op0, stage_reg(1, "op", op0, Opcode)]
         dtype = [instr.dtype]
         shift = [instr.c.as_value()]  # REQ: c is a number 0..63, not a stream
-        for k in range(1, last + 1):
-            op.append(stage_reg(k, "op", op[-1], Opcode))
+        for k in range(1, _DEPTH[_REQ] + 1):
             dtype.append(stage_reg(k, "dtype", dtype[-1], 2))
-            shift.append(stage_reg(k, "shift", shift[-1], 6))
+            if k < _DEPTH[_REQ]:
+                shift.append(stage_reg(k, "shift", shift[-1], 6))
         a1 = [stage_reg(1, f"a_{ln}", a0[ln], signed(32)) for ln in range(lanes)]
         b1 = [stage_reg(1, f"b_{ln}", b0[ln], signed(32)) for ln in range(lanes)]
         c1 = [stage_reg(1, f"c_{ln}", c0[ln], signed(32)) for ln in range(lanes)]
@@ -230,7 +231,7 @@ class VxmAluTile(wiring.Component):
 
         special = []
         for ln in range(lanes):
-            lane = self._special if ln == 0 else SpecialLane(cfg)
+            lane = SpecialLane(cfg)
             m.submodules[f"special_{ln}"] = lane
             m.d.comb += [lane.op.eq(op0), lane.x.eq(a0[ln])]
             special.append(lane)
@@ -248,7 +249,7 @@ class VxmAluTile(wiring.Component):
 
         # ---- result pipelines, one per latency -----------------------------------------
         record = data.StructLayout({"valid": 1, "west": 1, "index": 5, "dtype": 2, "group": 2})
-        outputs = []  # (record at its last stage, value per lane), longest latency first
+        outputs = []  # (latency, record in its last stage, value per lane), longest first
         for lat in sorted(self.latencies, reverse=True):
             groups = {g for g, ops in _GROUP_OPS.items()
                       if any(self._latency[o] == lat for o in ops)}
@@ -271,10 +272,13 @@ class VxmAluTile(wiring.Component):
             outputs.append((lat, rec, value))
 
         # ---- stream writes: later (shorter-latency) results are assigned last and win -------
+        widths = {}
+        for lat, rec, _ in outputs:
+            widths[lat] = Signal(3, name=f"l{lat}_width")  # streams in the dst group
+            m.d.comb += widths[lat].eq(Const(1, 3) << rec.dtype)
         for west, we, bank in ((0, self.s.e_we, self.s.e_data), (1, self.s.w_we, self.s.w_data)):
             for lat, rec, value in outputs:
-                width = Signal(3, name=f"l{lat}_width_{west}")
-                m.d.comb += width.eq(Const(1, 3) << rec.dtype)
+                width = widths[lat]
                 for j in range(cfg.streams_per_direction):
                     offset = Const(j, 6) - rec.index  # byte of the element on stream j
                     hit = rec.valid & (rec.west == west) & (offset >= 0) & (offset < width)

@@ -45,7 +45,9 @@ from openlpu import fixedpoint as fx
 from openlpu.config import ChipConfig
 from openlpu.isa import VXM_SPECIAL, Opcode
 
-__all__ = ["SPECIAL_OPS", "NATURAL_DEPTH", "SpecialLane", "rshr", "normalise32"]
+__all__ = [
+    "SPECIAL_OPS", "NATURAL_DEPTH", "SpecialLane", "special_latencies", "rshr", "normalise32",
+]
 
 #: The special-function opcodes, in opcode order.
 SPECIAL_OPS: tuple[Opcode, ...] = tuple(op for op in Opcode if op in VXM_SPECIAL)
@@ -63,6 +65,9 @@ _ACT_FAMILY = {Opcode.SIGMOID: "sig", Opcode.TANH: "sig", Opcode.SILU: "sig", Op
 # Newton-step scalings of fixedpoint.recip_q / rsqrt_q (see their comments).
 _RECIP_D_SHIFT, _RECIP_Y_SHIFT = 12, 48  # d' = rshr(2**60 - m y0, 12); y1 = y0 + rshr(y0 d', 48)
 _RSQRT_U_SHIFT, _RSQRT_D_SHIFT, _RSQRT_Y_SHIFT = 29, 17, 45
+# RSQRT's correction terms (2q +- 1)**2 x - 2**62 are below 2**51 in magnitude (fixedpoint
+# docstring; below 2**49 over all int32 x >= 1): 52 bits hold them.
+_CHECK_BITS = 52
 
 
 def rshr(value, shift):
@@ -135,6 +140,24 @@ def _step_bits(tables) -> int:
     return top.bit_length() + 1
 
 
+def special_latencies(config: ChipConfig) -> dict[Opcode, int]:
+    """Latency of each special opcode in ``config``, checked against :data:`NATURAL_DEPTH`.
+
+    Raises
+    ------
+    ValueError
+        A latency is too short for the pipeline of :class:`SpecialLane`.
+    """
+    table = latency_table(config)
+    out = {op: table[op] for op in SPECIAL_OPS}
+    for op, lat in out.items():
+        if lat < NATURAL_DEPTH[op] + 1:
+            raise ValueError(
+                f"{op.name} has latency {lat} in config {config.name!r}, but the special "
+                f"function pipeline needs at least {NATURAL_DEPTH[op] + 1}")
+    return out
+
+
 class SpecialLane(wiring.Component):
     """All seven special functions of one VXM lane, fully pipelined.
 
@@ -171,13 +194,7 @@ class SpecialLane(wiring.Component):
     def __init__(self, config: ChipConfig):
         if not isinstance(config, ChipConfig):
             raise TypeError(f"config must be a ChipConfig, not {config!r}")
-        table = latency_table(config)
-        self._latency = {op: table[op] for op in SPECIAL_OPS}
-        for op, lat in self._latency.items():
-            if lat < NATURAL_DEPTH[op] + 1:
-                raise ValueError(
-                    f"{op.name} has latency {lat} in config {config.name!r}, but the special "
-                    f"function pipeline needs at least {NATURAL_DEPTH[op] + 1}")
+        self._latency = special_latencies(config)
         self._latencies = tuple(sorted(set(self._latency.values())))
         super().__init__({
             "op": In(Opcode),
@@ -336,7 +353,7 @@ class SpecialLane(wiring.Component):
         res_exp = rshr(exp_y, exp_sh)
         recip_d = rshr((1 << 2 * _Q) - p4, _RECIP_D_SHIFT)
         rsqrt_u = rshr(p4, _RSQRT_U_SHIFT)
-        mul4_a = Signal(signed(33), name="s4_mul_a")
+        mul4_a = Signal(signed(34), name="s4_mul_a")  # u reaches 2**32 (e.g. x = 2**30 - 2)
         with m.Switch(op[4]):
             with m.Case(Opcode.RECIP):
                 m.d.comb += mul4_a.eq(recip_d)
@@ -355,7 +372,7 @@ class SpecialLane(wiring.Component):
         recip_sh = st.wire(5, "recip_shift", (_Q + 1) - n5, unsigned(5))  # 30 - k, k = n - 1
         recip_q5 = rshr(recip_y1, recip_sh)
         rsqrt_d = st.wire(5, "rsqrt_d", rshr((1 << (2 * _Q + 1)) - p5, _RSQRT_D_SHIFT),
-                          signed(33))
+                          signed(31))  # |d| < 2**29.6
         mul5 = y5 * rsqrt_d
 
         # ---- stage 6 -------------------------------------------------------------------
@@ -367,20 +384,21 @@ class SpecialLane(wiring.Component):
         rsqrt_sh = st.wire(6, "rsqrt_shift", 15 - (n6 >> 1), unsigned(4))  # 15 - j, j = e / 2
         rsqrt_q6 = rshr(rsqrt_y1, rsqrt_sh)
         q6 = st.wire(6, "q", Mux(is_(6, Opcode.RSQRT), rsqrt_q6, q6_recip), unsigned(_Q + 2))
-        mul6 = (2 * q6 + 1) * xs6
+        mul6 = ((2 * q6 + 1) * xs6)[:_CHECK_BITS]  # RECIP needs 33 bits, RSQRT the low bits
 
         # ---- stage 7 -------------------------------------------------------------------
         xs7, valid7 = st.reg(7, "xs", xs6), st.reg(7, "valid", valid6)
         q7 = st.reg(7, "q", q6)
-        p7 = st.reg(7, "p", mul6, unsigned(64))
+        p7 = st.reg(7, "p", mul6, unsigned(_CHECK_BITS))
         # RECIP: (2q + 1) x <= 2**31 -> q + 1; (2q - 1) x = (2q + 1) x - 2x > 2**31 -> q - 1.
         two31 = 1 << 31
         recip_q7 = q7 + (p7 <= two31) - ((p7 - 2 * xs7).as_signed() > two31)
         # RSQRT: hi = (2q + 1)**2 x - 2**62 and lo = (2q - 1)**2 x - 2**62 = hi - 4 (2q + 1) x
-        # + 4 x, both modulo 2**64 as in fixedpoint's uint64 / int64 arithmetic.
+        # + 4 x. Both are below 2**51 in magnitude, so their low _CHECK_BITS bits, read as
+        # signed, are their values (fixedpoint takes the low 64; 2**62 vanishes mod 2**52).
         c7 = 2 * q7 + 1
-        hi7 = st.wire(7, "rsqrt_hi", (p7 * c7 - (1 << 62))[:64].as_signed(), signed(64))
-        lo7 = st.wire(7, "rsqrt_lo", (hi7 - 4 * p7 + 4 * xs7)[:64].as_signed(), signed(64))
+        hi7 = st.wire(7, "rsqrt_hi", (p7 * c7 - (1 << 62))[:_CHECK_BITS].as_signed())
+        lo7 = st.wire(7, "rsqrt_lo", (hi7 - 4 * p7 + 4 * xs7)[:_CHECK_BITS].as_signed())
         rsqrt_q7 = q7 + (hi7 <= 0) - (lo7 > 0)
         int32_max = (1 << 31) - 1
         res_recip = Mux(valid7, recip_q7, int32_max)

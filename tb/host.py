@@ -37,7 +37,10 @@ class CocotbPorts:
         getattr(self._dut, name).value = int(value)
 
     def get(self, name: str) -> int:
-        return int(getattr(self._dut, name).value)
+        value = getattr(self._dut, name).value
+        if not value.is_resolvable:
+            raise RtlError(f"{name} is not a defined 0/1 value: {value}")
+        return int(value)
 
     async def tick(self) -> None:
         await self._falling(self._dut.clk)
@@ -100,7 +103,10 @@ class HostBus:
             p.set("bus_addr", addr)
             p.set("bus_re", 1)
             await p.tick()
-            out.append(p.get("bus_rdata"))
+            try:
+                out.append(p.get("bus_rdata"))
+            except RtlError as e:
+                raise RtlError(f"read of bus address {addr:#010x}: {e}") from None
         p.set("bus_re", 0)
         return out
 

@@ -13,11 +13,14 @@ streams of the same direction, and nothing else.
 
 from __future__ import annotations
 
+import gc
+import warnings
 import zlib
 
 import numpy as np
 import pytest
 from amaranth.back import verilog
+from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from hdl.vxm_alu import VxmAluTile
@@ -288,46 +291,89 @@ def make_instruction(bench: TileBench, op: Opcode, dt: DType, stype: DType | Non
 
 
 def op_cases():
+    """``(op, dtype, stype)`` of every VXM opcode and allowed type (every source for CVT)."""
     for op in VXM_OPS:
         for dt in OPS[op].dtypes:
-            yield pytest.param(op, dt, id=f"{op.name}.{dt.label}")
+            for st in (DType if op is Opcode.CVT else [None]):
+                yield op, dt, st
 
 
-# --- tests: every opcode -----------------------------------------------------------------------
+def case_id(op: Opcode, dt: DType, st: DType | None) -> str:
+    return f"{op.name}.{dt.label}" + (f".{st.label}" if st is not None else "")
+
+
+class Sweep:
+    """Every opcode and type, in blocks of back-to-back instructions, one simulation per
+    preset. Destinations are chosen so that no two results share a register and cycle, so
+    every recorded write belongs to exactly one instruction."""
+
+    def __init__(self, preset: str):
+        self.bench = bench = TileBench(preset, seed=zlib.crc32(preset.encode()))
+        count = 4 if bench.lanes >= 16 else 6 if bench.lanes >= 8 else 10
+        claimed: set[tuple[int, int, int]] = set()
+        self.cases: dict[str, list[int]] = {}
+        t = 1
+        for op, dt, st in op_cases():
+            cid = case_id(op, dt, st)
+            # REQ: every shift 0..63 for every result type; others: a few of each
+            shifts = list(range(64)) if op is Opcode.REQ else [0] * count
+            for i, shift in enumerate(shifts):
+                instr, values = make_instruction(bench, op, dt, st, bimm=has_b(op) and i % 3 == 2,
+                                                 shift=shift)
+                due = t + latency(op, bench.config) - 1
+                for _ in range(100):
+                    keys = {(due, instr.dst >> 5, (instr.dst & 31) + k) for k in range(dt.nbytes)}
+                    if not keys & claimed:
+                        break
+                    instr = instr.replace(dst=group_code(bench, dt))
+                else:
+                    raise AssertionError("no free destination")
+                claimed |= keys
+                bench.issue(t, instr, values)
+                self.cases.setdefault(cid, []).append(t)
+                t += 1
+        self.got = bench.run()
+        self.want = bench.expected()
+
+
+_SWEEPS: dict[str, Sweep] = {}
+
+
+def sweep(preset: str) -> Sweep:
+    """The sweep of ``preset``, simulated once per test session."""
+    if preset not in _SWEEPS:
+        _SWEEPS[preset] = Sweep(preset)
+    return _SWEEPS[preset]
 
 
 @pytest.mark.parametrize("preset", PRESET_NAMES)
-@pytest.mark.parametrize("op,dt", list(op_cases()))
-def test_opcode_back_to_back(preset, op, dt):
-    """Every opcode and result type, issued every cycle with edge-case and random operands
-    (stream and immediate b; every source type for CVT): each result is exactly
-    ``vxm_execute``'s, on its dst group, in cycle ``t + latency - 1``."""
-    bench = TileBench(preset, seed=zlib.crc32(f"{preset} {op.name} {dt.label}".encode()))
-    stypes = [s for s in DType] if op is Opcode.CVT else [None]
-    count = 6 if bench.lanes >= 8 else 10
-    t = 1
-    for stype in stypes:
-        for i in range(count):
-            bimm = has_b(op) and i % 3 == 2
-            instr, values = make_instruction(bench, op, dt, stype, bimm=bimm,
-                                             shift=int(bench.rng.integers(0, 64)))
-            bench.issue(t, instr, values)
-            t += 1
-    bench.check()
+@pytest.mark.parametrize("case", [case_id(*c) for c in op_cases()])
+def test_opcode(preset, case):
+    """Every opcode and result type (every source type for CVT; REQ with every shift 0..63),
+    issued back to back with edge-case and random operands, stream and immediate ``b``: each
+    result is exactly ``vxm_execute``'s, on its dst group and direction, little-endian, in
+    cycle ``t + latency - 1``."""
+    sw = sweep(preset)
+    bench = sw.bench
+    bad = []
+    for t in sw.cases[case]:
+        instr, _ = bench.schedule[t]
+        due = t + latency(instr.op, bench.config) - 1
+        for k in range(DType(instr.dtype).nbytes):
+            key = (due, instr.dst >> 5, (instr.dst & 31) + k)
+            if sw.got.get(key) != sw.want[key]:
+                got = sw.got.get(key)
+                bad.append(f"cycle {t} {instr}: stream {key[1:]} got "
+                           f"{got.hex() if got else None}, want {sw.want[key].hex()}")
+    assert not bad, "\n".join(bad[:6])
 
 
 @pytest.mark.parametrize("preset", PRESET_NAMES)
-def test_req_every_shift(preset):
-    """REQ with every shift 0..63, every result type, stream and immediate multipliers."""
-    bench = TileBench(preset, seed=7)
-    t = 1
-    for shift in range(64):
-        for dt in DType:
-            instr, values = make_instruction(bench, Opcode.REQ, dt, bimm=(shift + dt.value) % 4
-                                             == 0, shift=shift)
-            bench.issue(t, instr, values)
-            t += 1
-    bench.check()
+def test_opcode_sweep_writes_nothing_else(preset):
+    """In the same sweep the tile writes no register in any other cycle or stream."""
+    sw = sweep(preset)
+    extra = sorted(set(sw.got) - set(sw.want))
+    assert not extra, f"unexpected writes (cycle, direction, stream): {extra[:10]}"
 
 
 @pytest.mark.parametrize("preset", PRESET_NAMES)
@@ -360,7 +406,7 @@ def test_same_cycle_results_and_conflict():
     """RECIP (latency 8) then, 2 cycles later, EXP (6), then ADD 6 cycles after the RECIP:
     all three are due in the same cycle. EXP writes other streams; ADD (i8) overwrites one
     byte stream of RECIP's int32 group: the later instruction wins that stream only."""
-    bench = TileBench("sim", seed=3)
+    bench = TileBench("ice40", seed=3)
     cfg = bench.config
     lat = {op: latency(op, cfg) for op in (Opcode.RECIP, Opcode.EXP, Opcode.ADD)}
     t_recip = 1
@@ -369,18 +415,22 @@ def test_same_cycle_results_and_conflict():
     t_add = due - lat[Opcode.ADD] + 1
     assert len({t_recip, t_exp, t_add}) == 3
     n = bench.lanes
-    recip = Instruction(Opcode.RECIP, dtype=2, stype=2, dst=stream_code(0, 4),
+    recip = Instruction(Opcode.RECIP, dtype=2, stype=2, dst=stream_code(0, 0),
                         a=stream_code(1, 0))
     bench.issue(t_recip, recip, {"a": special_values(Opcode.RECIP, n, bench.rng)})
-    exp = Instruction(Opcode.EXP, dtype=2, stype=2, dst=stream_code(1, 8), a=stream_code(0, 0))
+    exp = Instruction(Opcode.EXP, dtype=2, stype=2, dst=stream_code(1, 0), a=stream_code(0, 0))
     bench.issue(t_exp, exp, {"a": special_values(Opcode.EXP, n, bench.rng)})
-    add = Instruction(Opcode.ADD, dtype=0, stype=0, dst=stream_code(0, 6), a=stream_code(0, 1),
+    add = Instruction(Opcode.ADD, dtype=0, stype=0, dst=stream_code(0, 2), a=stream_code(0, 1),
                       bimm=1, imm=3)
     bench.issue(t_add, add, {"a": edge_values(DType.I8, n, bench.rng)})
     want = bench.expected()
     assert {(d, s) for c, d, s in want if c == due} == {
-        (0, 4), (0, 5), (0, 6), (0, 7), (1, 8), (1, 9), (1, 10), (1, 11)}
+        (0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1), (1, 2), (1, 3)}
     bench.check()
+    # the ADD's byte replaced byte 2 of the RECIP result
+    assert want[(due, 0, 2)] != values_to_bytes(
+        vxm_execute(recip, *bench.operands(recip, bench.schedule[t_recip][1])),
+        DType.I32)[2].tobytes()
 
 
 # --- tests: special functions through one lane -----------------------------------------------
@@ -431,8 +481,8 @@ def sweep_values(op: Opcode, n: int, seed: int) -> np.ndarray:
 
 
 def test_special_lane_sweep():
-    """A few hundred inputs per special function, all functions interleaved back to back."""
-    run_special_lane({op: sweep_values(op, 300, op.value) for op in SPECIAL_OPS})
+    """400 inputs per special function, all functions interleaved back to back."""
+    run_special_lane({op: sweep_values(op, 400, op.value) for op in SPECIAL_OPS})
 
 
 def test_special_lane_dense_edges():
@@ -440,7 +490,8 @@ def test_special_lane_dense_edges():
     interval boundaries, saturation limits, clz boundaries (powers of two)."""
     one = 1 << 16
     pts = {}
-    pow2 = [p + d for k in range(31) for p in (1 << k,) for d in (-1, 0, 1) if p + d >= 1]
+    pow2 = [p + d for k in range(32) for p in (1 << k,) for d in range(-3, 4)
+            if 1 <= p + d <= INT32_MAX]
     pts[Opcode.RECIP] = pts[Opcode.RSQRT] = np.array(pow2 + [INT32_MAX, INT32_MAX - 1, 0, -5])
     act = [s * (v + d) for s in (1, -1) for v in (0, 4 * one, 8 * one, 16 * one, one)
            for d in (-1, 0, 1, 4096, 2048)]
@@ -466,7 +517,7 @@ def test_special_tile_large_sweep():
     bench = TileBench("sim", seed=5)
     n = bench.lanes
     t = 0
-    for i in range(10_000 // n):
+    for _ in range(10_000 // n):
         for op in SPECIAL_OPS:
             instr = Instruction(op, dtype=2, stype=2, a=group_code(bench, DType.I32),
                                 dst=group_code(bench, DType.I32))
@@ -479,19 +530,39 @@ def test_special_tile_large_sweep():
 
 
 def test_constructor_checks():
-    with pytest.raises(TypeError, match="ChipConfig"):
-        VxmAluTile("sim")
-    with pytest.raises(TypeError, match="ChipConfig"):
-        SpecialLane(None)
+    """A config that is not a ChipConfig is refused with a clear error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)  # the half-built objects
+        with pytest.raises(TypeError, match="ChipConfig"):
+            VxmAluTile("sim")
+        with pytest.raises(TypeError, match="ChipConfig"):
+            SpecialLane(None)
+        gc.collect()
 
 
 def test_latencies_come_from_the_isa():
-    cfg = PRESETS["sim"]
+    """One result pipeline per distinct VXM latency; the special lane's latencies are the
+    ISA's and leave room for its datapath."""
+    cfg = PRESETS["ice40"]
     tile = VxmAluTile(cfg)
     assert tile.latencies == tuple(sorted({latency(op, cfg) for op in VXM_OPS}))
     lane = SpecialLane(cfg)
     assert lane.latency == {op: latency(op, cfg) for op in SPECIAL_OPS}
     assert all(lane.latency[op] >= NATURAL_DEPTH[op] + 1 for op in SPECIAL_OPS)
+    for unit in (tile, lane):
+        Fragment.get(unit, None)  # elaborates
+
+
+def test_latency_too_short_is_refused(monkeypatch):
+    """A config whose special-function latency cannot hold the pipeline is refused."""
+    import hdl.vxm_special as special
+
+    monkeypatch.setitem(special.NATURAL_DEPTH, Opcode.EXP, 99)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match="EXP has latency"):
+            VxmAluTile(PRESETS["ice40"])
+        gc.collect()
 
 
 @pytest.mark.parametrize("preset", ["ice40"])
