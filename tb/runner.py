@@ -48,13 +48,41 @@ class RtlResult:
     wall_seconds: float
 
 
+def _lean_verilator_class():
+    from cocotb_tools.runner import Verilator
+
+    class LeanVerilator(Verilator):
+        """cocotb's Verilator runner without ``--public-flat-rw``.
+
+        That flag makes every internal signal visible through VPI, which stops Verilator from
+        optimising the design and multiplies build time; the testbench only touches the top
+        level's ports, so ``--public-depth 1`` is enough.
+        """
+
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [x for a in cmds[0]
+                       for x in (["--public-depth", "1"] if a == "--public-flat-rw" else [a])]
+            return cmds
+
+    return LeanVerilator
+
+
+def _LeanVerilator():  # noqa: N802 - a factory standing in for the class
+    return _lean_verilator_class()()
+
+
 def _build_dir(root: Path, simulator: str, config: ChipConfig) -> Path:
     return root / f"{simulator}_{config.name}_{config.config_hash}_{source_hash()}"
 
 
 def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rtl",
-          waves: bool = False):
-    """Build the chip for ``simulator``; returns ``(runner, build_dir, seconds)``."""
+          waves: bool = False, optimize: bool = False):
+    """Build the chip for ``simulator``; returns ``(runner, build_dir, seconds)``.
+
+    Verilator models are compiled with ``-O0`` unless ``optimize`` (``-O2``): for the short
+    programs of the tests, compile time dominates by far; benchmarks pass ``optimize=True``.
+    """
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
@@ -67,16 +95,25 @@ def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rt
     build_dir = _build_dir(Path(build_root), simulator, config)
     if waves:
         build_dir = build_dir.with_name(build_dir.name + "_waves")
-    runner = get_runner(simulator)
+    if optimize:
+        build_dir = build_dir.with_name(build_dir.name + "_O2")
+    runner = _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
     args = ["-Wno-fatal", "-O2"] if simulator == "verilator" else []
     if simulator == "verilator" and waves:
         args.append("--trace-fst")
     t0 = time.perf_counter()
+    saved = os.environ.get("MAKEFLAGS", "")
+    level = "-O2" if optimize else "-O0"
+    os.environ["MAKEFLAGS"] = " ".join(
+        [f for f in saved.split() if not f.startswith(("OPT_FAST=", "OPT_SLOW="))]
+        + [f"OPT_FAST={level}", f"OPT_SLOW={level}"])
     try:
         runner.build(sources=[verilog], hdl_toplevel=module_name(config), build_dir=build_dir,
                      build_args=args, timescale=("1ns", "1ps"), waves=waves)
     except (SystemExit, Exception) as e:  # the runner exits on a failed build
         raise RtlRunError(f"{simulator} build of {verilog} failed: {e}") from None
+    finally:
+        os.environ["MAKEFLAGS"] = saved
     return runner, build_dir, time.perf_counter() - t0
 
 
@@ -99,7 +136,8 @@ def _init_words(config: ChipConfig, program: Program) -> set[tuple[int, int]]:
 
 def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             written: list[list[tuple[int, int]]] | None = None, max_cycles: int = 10_000_000,
-            build_root: Path | str = "build/rtl", waves: bool = False) -> list[RtlResult]:
+            build_root: Path | str = "build/rtl", waves: bool = False,
+            optimize: bool = False) -> list[RtlResult]:
     """Run each job's program in turn on one simulator instance of the chip.
 
     ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
@@ -109,7 +147,7 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
     before it polls for DONE.
     """
     t_start = time.perf_counter()
-    runner, build_dir, build_seconds = build(config, simulator, build_root, waves)
+    runner, build_dir, build_seconds = build(config, simulator, build_root, waves, optimize)
     written = written or [[] for _ in jobs]
     with tempfile.TemporaryDirectory(prefix="openlpu_job_") as tmp:
         tmp = Path(tmp)
