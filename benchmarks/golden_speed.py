@@ -64,7 +64,7 @@ def dense_program(config: ChipConfig, cycles: int) -> Program:
             west = sl.position < config.slice_by_name["vxm"].position
             src = west_src if west else stream_code(Direction.EAST, 0)
             queues[sl.name] = run(start + 4 + 2 * n, Instruction(
-                Opcode.ABC, addr=0, a=src, accumulate=1))
+                Opcode.ABC, addr=0, a=src))
     return Program(config_name=config.name, config_hash=config.config_hash,
                    lanes=config.lanes, queues=queues, mem_init=[], outputs=[], source={})
 

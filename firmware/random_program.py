@@ -630,8 +630,13 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
     # early enough that a READ from the far end of the chip can still arrive
     cycle = config.positions + 4
     placed = 0
+    # a transaction adds at most a few words (its instruction, a NOP before it) to a queue;
+    # stop while every queue still fits the RTL's queue memory with its END
+    room = config.queue_depth - 8
     for n in range(transactions * 6):
         if placed >= transactions:
+            break
+        if placed and max(map(len, g.b.queues().values()), default=0) > room:
             break
         kind = kinds[int(g.rng.integers(0, len(kinds)))]
         if makers[kind](cycle, n):

@@ -149,7 +149,10 @@ def _run_rtl(args, program, config, golden) -> dict:
     if args.collect:
         raise CliError("--collect applies to the golden backend only")
     try:
-        (v,) = verify(config, {"program": program}, args.backend, waves=bool(args.trace))
+        extra = {"trace_to": args.trace} if args.trace else {}
+        if args.trace and args.backend == "amaranth":
+            raise CliError("--trace needs the verilator or icarus backend")
+        (v,) = verify(config, {"program": program}, args.backend, **extra)
     except RtlRunError as e:
         raise CliError(str(e)) from None
     return {"cycles": v.rtl.cycles, "outputs": outputs_from_words(config, program, v.rtl),
@@ -226,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["golden", "amaranth", "verilator", "icarus"],
                      help="golden model, or the RTL (compared with the golden model)")
     run.add_argument("--trace", metavar="FILE.fst",
-                     help="RTL backends: write an FST waveform of the run")
+                     help="verilator/icarus: write an FST waveform of the whole simulation")
     run.add_argument("--max-cycles", type=int, default=50_000_000)
     run.add_argument("--collect", action="store_true",
                      help="report every schedule violation instead of stopping at the first")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -137,16 +138,18 @@ def _init_words(config: ChipConfig, program: Program) -> set[tuple[int, int]]:
 def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             written: list[list[tuple[int, int]]] | None = None, max_cycles: int = 10_000_000,
             build_root: Path | str = "build/rtl", waves: bool = False,
-            optimize: bool = False) -> list[RtlResult]:
+            optimize: bool = False, trace_to: Path | str | None = None) -> list[RtlResult]:
     """Run each job's program in turn on one simulator instance of the chip.
 
     ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
     ``written_words``); before program ``i + 1`` the host zeroes them and program ``i``'s
     initialised words, so every program starts from the zeros plus its own SRAM image, as in
     the golden model. ``expected_cycles`` lets the testbench run the clock freely that long
-    before it polls for DONE.
+    before it polls for DONE. With ``trace_to``, the run is traced and its FST waveform (the
+    whole simulation: loading, the run and the read-back) is copied there.
     """
     t_start = time.perf_counter()
+    waves = waves or trace_to is not None
     runner, build_dir, build_seconds = build(config, simulator, build_root, waves, optimize)
     written = written or [[] for _ in jobs]
     with tempfile.TemporaryDirectory(prefix="openlpu_job_") as tmp:
@@ -164,6 +167,7 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
                 "result": str(tmp / "result.json")}
         (tmp / "job.json").write_text(json.dumps(spec))
         env = {"OPENLPU_JOB": str(tmp / "job.json"),
+               "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
                "PYTHONPATH": os.pathsep.join([str(_REPO), *sys.path])}
         try:
             results_xml = runner.test(test_module="tb.chip_test",
@@ -179,6 +183,12 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
         if failed or not result_file.exists():
             raise RtlRunError(f"the cocotb test failed on {simulator}; see the log above")
         results = json.loads(result_file.read_text())
+        if trace_to is not None:
+            dumps = sorted(list(tmp.glob("*.fst")) + list(Path(build_dir).glob("*.fst")),
+                           key=lambda f: f.stat().st_mtime)
+            if not dumps:
+                raise RtlRunError(f"{simulator} wrote no FST waveform")
+            shutil.copyfile(dumps[-1], trace_to)
     wall = time.perf_counter() - t_start
     out = []
     for job, r in zip(jobs, results, strict=True):
