@@ -16,6 +16,8 @@ import numpy as np
 from openlpu.config import ChipConfig
 from openlpu.isa import (
     OPS,
+    SPECIAL_FUNCTION_QUEUE,
+    VXM_SPECIAL,
     DType,
     Instruction,
     Opcode,
@@ -240,6 +242,8 @@ class _Generator:
         if op is Opcode.REQ:
             stype = DType.I32
         alu = f"vxm{self.rng.integers(0, cfg.vxm_alus_per_lane)}"
+        if op in VXM_SPECIAL:
+            alu = SPECIAL_FUNCTION_QUEUE
         if self.b.busy(alu, cycle):
             return False
         fields = {"dtype": dt.value, "stype": stype.value}

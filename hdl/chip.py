@@ -32,7 +32,7 @@ from openlpu.hostmap import (
     SRAM_BASE,
     HostMap,
 )
-from openlpu.isa import Opcode
+from openlpu.isa import SPECIAL_FUNCTION_QUEUE, Opcode
 
 from .icu import Icu
 from .instruction import instruction_layout, latency_table
@@ -172,7 +172,8 @@ class Chip(wiring.Component):
                 for alu in range(cfg.vxm_alus_per_lane):
                     qi = queue_of[f"vxm{alu}"]
                     for k in range(sl):
-                        tile = ResetInserter(start)(VxmAluTile(cfg))
+                        tile = ResetInserter(start)(VxmAluTile(
+                            cfg, special=f"vxm{alu}" == SPECIAL_FUNCTION_QUEUE))
                         m.submodules[f"vxm{alu}_sl{k}"] = tile
                         issue, instr = tile_instr(qi, k)
                         m.d.comb += [tile.issue.eq(issue), tile.instr.eq(instr)]

@@ -120,9 +120,12 @@ class VxmAluTile(wiring.Component):
         An opcode's latency is too short for its datapath.
     """
 
-    def __init__(self, config: ChipConfig):
+    def __init__(self, config: ChipConfig, *, special: bool = True):
         if not isinstance(config, ChipConfig):
             raise TypeError(f"config must be a ChipConfig, not {config!r}")
+        #: Whether this ALU has the special-function pipelines (only the ALU of queue
+        #: ``openlpu.isa.SPECIAL_FUNCTION_QUEUE`` needs them; elsewhere they are illegal).
+        self.special = bool(special)
         vxm_ops = {op for op, spec in OPS.items() if spec.unit is Unit.VXM}
         implemented = {op for ops in _GROUP_OPS.values() for op in ops}
         if vxm_ops != implemented:
@@ -230,7 +233,7 @@ class VxmAluTile(wiring.Component):
         ready[_REQ] = [_saturate(m, r, dtype[3], f"s3_req_sat_{ln}") for ln, r in enumerate(req3)]
 
         special = []
-        for ln in range(lanes):
+        for ln in range(lanes if self.special else 0):
             lane = SpecialLane(cfg)
             m.submodules[f"special_{ln}"] = lane
             m.d.comb += [lane.op.eq(op0), lane.x.eq(a0[ln])]
@@ -239,6 +242,8 @@ class VxmAluTile(wiring.Component):
         def result(group: int, stage: int) -> list[Value]:
             """Result of ``group`` delayed to ``stage`` (registers after its ready stage)."""
             if group == _SPECIAL:
+                if not self.special:
+                    return [Const(0, signed(32)) for _ in range(lanes)]
                 index = special[0].latencies.index(stage + 1)
                 return [lane.y[index] for lane in special]
             values = ready[group]
@@ -252,7 +257,8 @@ class VxmAluTile(wiring.Component):
         outputs = []  # (latency, record in its last stage, value per lane), longest first
         for lat in sorted(self.latencies, reverse=True):
             groups = {g for g, ops in _GROUP_OPS.items()
-                      if any(self._latency[o] == lat for o in ops)}
+                      if any(self._latency[o] == lat for o in ops)
+                      and (self.special or g != _SPECIAL)}
             rec = Signal(record, name=f"l{lat}_s0_rec")
             group0 = Signal(2, name=f"l{lat}_s0_group")
             for g in groups:

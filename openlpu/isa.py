@@ -48,7 +48,7 @@ __all__ = [
     "OpSpec", "OPS", "Instruction", "IsaError", "encode", "decode", "latency", "stream_code",
     "stream_parts", "stream_name", "validate", "unit_for_slice", "STEP_FIELD_RANGE",
     "OPS_BY_NAME", "VXM_SPECIAL", "operand_dtype", "group_width", "stream_fields",
-    "check_queue_program",
+    "check_queue_program", "SPECIAL_FUNCTION_QUEUE",
 ]
 
 WORD_BITS = 64
@@ -401,6 +401,10 @@ OPS_BY_NAME: dict[str, OpSpec] = {s.name: s for s in _SPECS}
 VXM_SPECIAL = frozenset({Opcode.EXP, Opcode.RECIP, Opcode.RSQRT, Opcode.SIGMOID, Opcode.TANH,
                          Opcode.GELU, Opcode.SILU})
 
+#: The only VXM queue whose ALU has the special-function pipelines (OpenLPU choice): they
+#: cost about eight multipliers per lane, so they are built once per lane, not per ALU.
+SPECIAL_FUNCTION_QUEUE = "vxm0"
+
 
 class IsaError(ValueError):
     """An instruction field is outside what the encoding or the chip config allows."""
@@ -678,6 +682,10 @@ def check_queue_program(program: list[Instruction], unit: Unit, config: ChipConf
             if spec.unit not in (Unit.ICU, unit):
                 raise IsaError(f"{spec.name} is a {spec.unit.name} instruction; queue "
                                f"{queue_name} feeds a {unit.name} slice")
+            if instr.op in VXM_SPECIAL and queue_name != SPECIAL_FUNCTION_QUEUE:
+                raise IsaError(f"{spec.name} is a special function: only queue "
+                               f"{SPECIAL_FUNCTION_QUEUE} has the special-function unit, not "
+                               f"{queue_name}")
             if instr.op is Opcode.REPEAT:
                 if prev is None or prev.spec.unit is Unit.ICU:
                     raise IsaError("REPEAT must follow a unit instruction (not "

@@ -87,3 +87,12 @@ def test_reserved_c2c_opcodes_are_refused_with_a_clear_message():
     for op in (Opcode.SEND, Opcode.RECEIVE, Opcode.DESKEW):
         with pytest.raises(IsaError, match="reserved C2C"):
             validate(Instruction(op), ECP5)
+
+
+def test_special_functions_only_on_the_special_function_queue():
+    from openlpu.isa import SPECIAL_FUNCTION_QUEUE, Unit, check_queue_program
+
+    exp = Instruction(Opcode.EXP, dtype=2, stype=2)
+    check_queue_program([exp], Unit.VXM, ECP5, SPECIAL_FUNCTION_QUEUE)
+    with pytest.raises(IsaError, match="only queue vxm0 has the special-function unit"):
+        check_queue_program([exp], Unit.VXM, ECP5, "vxm1")

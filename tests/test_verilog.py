@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from hdl.verilog import UNITS, cached_verilog, compact_memory_init, comb_at_time_zero
+from hdl.verilog import UNITS, cached_verilog, comb_at_time_zero, compact_memory_init
 from openlpu.cli import main
 from openlpu.config import PRESETS
 from openlpu.toolchain import apply_verilator_env, simulator_available
