@@ -1,7 +1,7 @@
 """Verilog generation for the chip top or one unit, with a content-addressed cache.
 
 ``openlpu verilog --config NAME -o FILE.v [--top UNIT]`` calls :func:`generate`. Generated files
-are cached under ``build/verilog`` keyed by the config hash, the unit and a hash of the RTL
+are cached under ``build/rtl/verilog`` keyed by the config hash, the unit and a hash of the RTL
 sources, so the testbenches regenerate only when the design changes.
 """
 
@@ -127,13 +127,21 @@ def source_hash() -> str:
 
 
 def cached_verilog(config: ChipConfig, top: str = "chip",
-                   cache_dir: Path | str = "build/verilog") -> Path:
-    """Path of the Verilog of ``top`` for ``config``, generating it if the cache lacks it."""
+                   cache_dir: Path | str = "build/rtl/verilog") -> Path:
+    """Path of the Verilog of ``top`` for ``config``, generating it if the cache lacks it.
+
+    A lock file makes parallel test workers wait for one generation instead of each
+    generating the same (large) file.
+    """
+    import fcntl
+
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{top}_{config.config_hash}_{source_hash()}.v"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(generate(config, top))
-        tmp.replace(path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(generate(config, top))
+            tmp.replace(path)
     return path
