@@ -108,13 +108,20 @@ def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rt
     os.environ["MAKEFLAGS"] = " ".join(
         [f for f in saved.split() if not f.startswith(("OPT_FAST=", "OPT_SLOW="))]
         + [f"OPT_FAST={level}", f"OPT_SLOW={level}"])
+    import fcntl
+
+    Path(build_root).mkdir(parents=True, exist_ok=True)
+    lock = open(Path(build_root) / f"{build_dir.name}.lock", "w")  # noqa: SIM115
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build each model once
         runner.build(sources=[verilog], hdl_toplevel=module_name(config), build_dir=build_dir,
                      build_args=args, timescale=("1ns", "1ps"), waves=waves)
     except (SystemExit, Exception) as e:  # the runner exits on a failed build
+        shutil.rmtree(build_dir, ignore_errors=True)  # never reuse a half-built model
         raise RtlRunError(f"{simulator} build of {verilog} failed: {e}") from None
     finally:
         os.environ["MAKEFLAGS"] = saved
+        lock.close()
     return runner, build_dir, time.perf_counter() - t0
 
 

@@ -17,7 +17,14 @@ from openlpu.config import PRESETS
 from openlpu.toolchain import simulator_available
 from tb.verify import verify
 
-PRESET_NAMES = ["ice40", "ecp5", "sim"]
+# Default suite: the two FPGA presets and a small config of its own with two superlanes of 4
+# lanes and an MXM plane in each hemisphere (the presets have one, in the west). The sim
+# preset (32 lanes, 4 MiB) takes minutes to generate and build: it runs in the slow session.
+MINI = PRESETS["ice40"].replace(name="mini", superlanes=2, streams_per_direction=8,
+                                mem_slices_per_hemisphere=4, mem_words_per_bank=64,
+                                mxm_planes=2, vxm_alus_per_lane=2, queue_depth=256)
+CONFIGS = {"ice40": PRESETS["ice40"], "ecp5": PRESETS["ecp5"], "mini": MINI}
+PRESET_NAMES = list(CONFIGS)
 
 
 def seed_for(test: str) -> int:
@@ -37,11 +44,8 @@ def check(results):
     assert not bad, "RTL differs from the golden model:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("name", PRESET_NAMES)
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
-def test_every_instruction_and_random_programs(simulator, name, tmp_path_factory):
+def run_directed_and_random(simulator, config, name):
     need(simulator)
-    config = PRESETS[name]
     seed = seed_for(f"{simulator}/{name}")
     programs = directed_programs(config, seed=seed % 1000, per_program=4)
     rng = random.Random(seed)
@@ -50,12 +54,24 @@ def test_every_instruction_and_random_programs(simulator, name, tmp_path_factory
     check(verify(config, programs, simulator))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", PRESET_NAMES)
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_every_instruction_and_random_programs(simulator, name):
+    run_directed_and_random(simulator, CONFIGS[name], name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_sim_preset(simulator):
+    run_directed_and_random(simulator, PRESETS["sim"], "sim")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [*PRESET_NAMES, "sim"])
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 def test_many_random_programs(simulator, name):
     need(simulator)
-    config = PRESETS[name]
+    config = CONFIGS.get(name) or PRESETS[name]
     rng = random.Random(seed_for(f"{simulator}/{name}"))
     programs = {f"random{i}": random_program(config, rng.randrange(2**32), 60)
                 for i in range(20)}
