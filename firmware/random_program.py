@@ -529,20 +529,30 @@ def _t_transpose(self, sxm: str, cycle: int, n: int) -> bool:
     return True
 
 
+def _pick_region(self, cycle: int, access: int):
+    """A random MEM slice free in ``cycle`` and 1..8 fresh words in a bank it may access in
+    ``access``: ``(slice, words, bank, key, first offset)``, or None."""
+    slice_name = self.mems[int(self.rng.integers(0, len(self.mems)))]
+    if self.b.busy(slice_name, cycle):
+        return None
+    words = int(self.rng.integers(1, 9))
+    bank = int(self.rng.integers(0, 2))
+    if not self.res.bank_ok(slice_name, access, bank):
+        return None
+    key = (slice_name, bank)
+    first = self.next_offset.get(key, 0)
+    if first + words > self.cfg.mem_words_per_bank:
+        return None
+    return slice_name, words, bank, key, first
+
+
 def _t_gather(self, cycle: int, n: int) -> bool:
     """GATHER from a table of fresh words in one slice, map from two slices upstream."""
     cfg = self.cfg
-    slice_name = self.mems[int(self.rng.integers(0, len(self.mems)))]
-    if self.b.busy(slice_name, cycle):
+    region = _pick_region(self, cycle, cycle)
+    if region is None:
         return False
-    words = int(self.rng.integers(1, 9))
-    bank = int(self.rng.integers(0, 2))
-    if not self.res.bank_ok(slice_name, cycle, bank):
-        return False
-    key = (slice_name, bank)
-    first = self.next_offset.get(key, 0)
-    if first + words > cfg.mem_words_per_bank:
-        return False
+    slice_name, words, bank, key, first = region
     srcs = self.sources_for(slice_name, 2)
     if srcs is None or slice_name in srcs:
         return False
@@ -567,17 +577,10 @@ def _t_gather(self, cycle: int, n: int) -> bool:
 def _t_scatter(self, cycle: int, n: int) -> bool:
     """SCATTER a vector into a region of fresh words; map and vector from upstream slices."""
     cfg = self.cfg
-    slice_name = self.mems[int(self.rng.integers(0, len(self.mems)))]
-    if self.b.busy(slice_name, cycle):
+    region = _pick_region(self, cycle, cycle + 1)
+    if region is None:
         return False
-    words = int(self.rng.integers(1, 9))
-    bank = int(self.rng.integers(0, 2))
-    if not self.res.bank_ok(slice_name, cycle + 1, bank):
-        return False
-    key = (slice_name, bank)
-    first = self.next_offset.get(key, 0)
-    if first + words > cfg.mem_words_per_bank:
-        return False
+    slice_name, words, bank, key, first = region
     srcs = self.sources_for(slice_name, 3)
     if srcs is None or slice_name in srcs:
         return False
