@@ -24,10 +24,6 @@ class CliError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
-def _config(name: str):
-    return get_config(name)
-
-
 def _load_program(path: str, config_name: str | None):
     """A Program from an assembly (.s) or binary (.bin) file, and the config it runs on."""
     from firmware.asm import assemble_file
@@ -40,10 +36,10 @@ def _load_program(path: str, config_name: str | None):
         if config_name is None:
             raise CliError(f"{path}: --config is required to assemble a .s file "
                            f"(presets: {', '.join(PRESETS)})")
-        config = _config(config_name)
+        config = get_config(config_name)
         return assemble_file(p, config), config
     program = load(p)
-    config = _config(config_name or program.config_name)
+    config = get_config(config_name or program.config_name)
     return program, config
 
 
@@ -76,7 +72,7 @@ def _isa_table(config) -> list[dict]:
 
 
 def _cmd_info(args) -> int:
-    config = _config(args.config)
+    config = get_config(args.config)
     if args.isa:
         rows = _isa_table(config)
         if args.json:
@@ -108,7 +104,7 @@ def _cmd_asm(args) -> int:
     from firmware.asm import assemble_file
     from firmware.program import save
 
-    config = _config(args.config)
+    config = get_config(args.config)
     program = assemble_file(Path(args.file), config)
     out = args.output or str(Path(args.file).with_suffix(".bin"))
     save(program, out)
@@ -134,7 +130,7 @@ def _cmd_disasm(args) -> int:
 def _cmd_verilog(args) -> int:
     from hdl.verilog import generate
 
-    config = _config(args.config)
+    config = get_config(args.config)
     text = generate(config, args.top)
     Path(args.output).write_text(text)
     print(f"{args.output}: module openlpu_{args.top} for config {config.name} "
