@@ -144,10 +144,10 @@ def _run_rtl(args, program, config, golden) -> dict:
 
     if args.collect:
         raise CliError("--collect applies to the golden backend only")
+    extra = {"trace_to": args.trace} if args.trace else {}
+    if args.trace_window is not None:
+        extra["trace_window"] = args.trace_window
     try:
-        extra = {"trace_to": args.trace} if args.trace else {}
-        if args.trace and args.backend == "amaranth":
-            raise CliError("--trace needs the verilator or icarus backend")
         (v,) = verify(config, {"program": program}, args.backend, **extra)
     except RtlRunError as e:
         raise CliError(str(e)) from None
@@ -159,6 +159,11 @@ def _run_rtl(args, program, config, golden) -> dict:
 
 def _cmd_run(args) -> int:
     from sim_models.golden import run_program
+
+    if args.trace_window is not None and not args.trace:
+        raise CliError("--trace-window needs --trace FILE.fst")
+    if args.trace and args.backend in ("golden", "amaranth"):
+        raise CliError("--trace needs the verilator or icarus backend")
 
     program, config = _load_program(args.program, args.config)
     result = run_program(config, program, max_cycles=args.max_cycles,
@@ -194,6 +199,18 @@ def _cmd_run(args) -> int:
     return 1 if result.violations or not report["matches_golden"] else 0
 
 
+def _cycle_window(text: str) -> tuple[int, int]:
+    """``A:B`` -> ``(A, B)`` with ``0 <= A < B`` (argparse turns the error into a message)."""
+    try:
+        first, stop = (int(x, 0) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not A:B (two cycle numbers, e.g. 100:200)") from None
+    if not 0 <= first < stop:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= A < B")
+    return first, stop
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``openlpu`` command."""
     presets = ", ".join(PRESETS)
@@ -225,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=["golden", "amaranth", "verilator", "icarus"],
                      help="golden model, or the RTL (compared with the golden model)")
     run.add_argument("--trace", metavar="FILE.fst",
-                     help="verilator/icarus: write an FST waveform of the whole simulation")
+                     help="verilator/icarus: write an FST waveform of the simulation")
+    run.add_argument("--trace-window", metavar="A:B", type=_cycle_window,
+                     help="keep only chip cycles A <= cycle < B (from START) in the waveform")
     run.add_argument("--max-cycles", type=int, default=50_000_000)
     run.add_argument("--collect", action="store_true",
                      help="report every schedule violation instead of stopping at the first")
@@ -239,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "sxm"],
                       help="the chip top (default) or one unit")
     vlog.set_defaults(func=_cmd_verilog)
+
+    from .fpga.cli import add_parser as add_synth_parser
+    add_synth_parser(sub)
     return p
 
 

@@ -58,7 +58,7 @@ from .errors import (
 )
 from .streams import Producer, StreamFile
 
-__all__ = ["GoldenModel", "RunResult", "run_program"]
+__all__ = ["GoldenModel", "RunResult", "StreamWrite", "run_program"]
 
 _PRUNE_EVERY = 1024
 
@@ -74,6 +74,19 @@ class RunResult:
     violations: list[Violation] = field(default_factory=list)
     #: Every SRAM word a WRITE or SCATTER touched, as ``(mem slice index, address)``.
     written_words: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StreamWrite:
+    """One stream-register write: ``value`` (a byte per lane, superlane-0 timing) is present
+    at ``position`` during ``cycle`` on stream ``stream`` of ``direction`` (0 east, 1 west)."""
+
+    cycle: int
+    direction: int
+    stream: int
+    position: int
+    value: np.ndarray
+    producer: Producer
 
 
 class _QueueState:
@@ -132,10 +145,14 @@ class GoldenModel:
         of two conflicting writes wins).
     trace : list or None
         If a list, every issue is appended as ``(cycle, queue, mnemonic, latency)``.
+    stream_log : list or None
+        If a list, every stream-register write is appended as a :class:`StreamWrite` (what a
+        waveform of the RTL is checked against, cycle by cycle).
     """
 
     def __init__(self, config: ChipConfig, program: Program, *, max_cycles: int = 50_000_000,
-                 on_error: str = "raise", trace: list | None = None):
+                 on_error: str = "raise", trace: list | None = None,
+                 stream_log: list | None = None):
         if on_error not in ("raise", "collect"):
             raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
         program.check(config)
@@ -144,6 +161,7 @@ class GoldenModel:
         self.max_cycles = max_cycles
         self.on_error = on_error
         self.trace = trace
+        self.stream_log = stream_log
         self.lanes = config.lanes
         self.sram = np.zeros((config.mem_slices, config.mem_banks, config.mem_words_per_bank,
                               config.lanes), dtype=np.uint8)
@@ -214,6 +232,9 @@ class GoldenModel:
         for k, plane in enumerate(planes):
             clash = self.streams.write(direction, base + k, q.position, t + lat, plane,
                                        producer)
+            if self.stream_log is not None:
+                self.stream_log.append(StreamWrite(t + lat, direction, base + k, q.position,
+                                                   plane, producer))
             if clash is not None:
                 s = f"{'E' if direction == 0 else 'W'}{base + k}"
                 self._violate(

@@ -145,7 +145,8 @@ def _init_words(config: ChipConfig, program: Program) -> set[tuple[int, int]]:
 def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             written: list[list[tuple[int, int]]] | None = None, max_cycles: int = 10_000_000,
             build_root: Path | str = "build/rtl", waves: bool = False,
-            optimize: bool = False, trace_to: Path | str | None = None) -> list[RtlResult]:
+            optimize: bool = False, trace_to: Path | str | None = None,
+            trace_window: tuple[int, int] | None = None) -> list[RtlResult]:
     """Run each job's program in turn on one simulator instance of the chip.
 
     ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
@@ -153,7 +154,9 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
     initialised words, so every program starts from the zeros plus its own SRAM image, as in
     the golden model. ``expected_cycles`` lets the testbench run the clock freely that long
     before it polls for DONE. With ``trace_to``, the run is traced and its FST waveform (the
-    whole simulation: loading, the run and the read-back) is copied there.
+    whole simulation: loading, the run and the read-back) is copied there; with
+    ``trace_window=(a, b)`` as well, only chip cycles ``a <= cycle < b`` of the last program,
+    counted from its START, are kept (:func:`tb.waveform.cut_cycles`).
     """
     t_start = time.perf_counter()
     waves = waves or trace_to is not None
@@ -195,7 +198,15 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
                            key=lambda f: f.stat().st_mtime)
             if not dumps:
                 raise RtlRunError(f"{simulator} wrote no FST waveform")
-            shutil.copyfile(dumps[-1], trace_to)
+            if trace_window is None:
+                shutil.copyfile(dumps[-1], trace_to)
+            else:
+                from .waveform import WaveformError, cut_cycles
+
+                try:
+                    cut_cycles(dumps[-1], trace_to, *trace_window)
+                except WaveformError as e:
+                    raise RtlRunError(str(e)) from None
     wall = time.perf_counter() - t_start
     out = []
     for job, r in zip(jobs, results, strict=True):

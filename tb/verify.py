@@ -17,10 +17,10 @@ from firmware.program import Program
 from openlpu.config import ChipConfig
 from sim_models.golden import RunResult, run_program
 
-from .runner import SIMULATORS, RtlJob, RtlResult, run_rtl
+from .runner import SIMULATORS, RtlJob, RtlResult, RtlRunError, run_rtl
 from .scoreboard import Comparison, compare, readback_words
 
-__all__ = ["BACKENDS", "Verified", "verify", "run_amaranth"]
+__all__ = ["BACKENDS", "Verified", "verify", "run_amaranth", "locate_difference"]
 
 BACKENDS = ("amaranth", *SIMULATORS)
 
@@ -79,11 +79,14 @@ def run_amaranth(config: ChipConfig, jobs: list[RtlJob],
     return results
 
 
-def verify(config: ChipConfig, programs: dict[str, Program], backend: str,
-           **kwargs) -> list[Verified]:
+def verify(config: ChipConfig, programs: dict[str, Program], backend: str, *,
+           locate: bool = True, **kwargs) -> list[Verified]:
     """Run every program on the golden model and on ``backend``; compare each pair.
 
-    Keyword arguments go to :func:`tb.runner.run_rtl` (``build_root``, ``waves``, ...).
+    With ``locate`` (the default), a program whose results differ is run once more, traced, on
+    the same simulator, and :func:`locate_difference` adds the first differing cycle, stream,
+    slice and lane to its comparison. Keyword arguments go to :func:`tb.runner.run_rtl`
+    (``build_root``, ``waves``, ...).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -96,8 +99,42 @@ def verify(config: ChipConfig, programs: dict[str, Program], backend: str,
         rtls = run_amaranth(config, jobs, written)
     else:
         rtls = run_rtl(config, jobs, backend, written=written, **kwargs)
-    return [Verified(n, g, r, compare(config, programs[n], g, r))
-            for n, g, r in zip(names, goldens, rtls, strict=True)]
+    out = [Verified(n, g, r, compare(config, programs[n], g, r))
+           for n, g, r in zip(names, goldens, rtls, strict=True)]
+    for v in out:
+        if locate and not v.matches and backend in SIMULATORS:
+            build_root = kwargs.get("build_root", "build/rtl")
+            v.comparison.problems.append(
+                locate_difference(config, programs[v.name], backend, build_root=build_root))
+    return out
+
+
+def locate_difference(config: ChipConfig, program: Program, simulator: str, *,
+                      build_root="build/rtl") -> str:
+    """Run ``program`` traced on ``simulator`` and name the first stream-register byte that
+    differs from the golden model (:func:`tb.stream_check.first_stream_difference`)."""
+    import tempfile
+    from pathlib import Path
+
+    from .stream_check import first_stream_difference
+    from .waveform import Waveform, WaveformError
+
+    log: list = []
+    golden = run_program(config, program, stream_log=log)
+    job = RtlJob(program, golden.cycles, [])
+    with tempfile.TemporaryDirectory(prefix="openlpu_locate_") as tmp:
+        fst = Path(tmp) / "locate.fst"
+        try:
+            run_rtl(config, [job], simulator, build_root=build_root, trace_to=fst)
+            with Waveform(fst) as wave:
+                mismatch = first_stream_difference(config, log, wave)
+        except (RtlRunError, WaveformError) as e:
+            return f"could not locate the first difference on the streams: {e}"
+    if mismatch is None:
+        return ("every stream-register value matches the golden model in every cycle, so the "
+                "difference arises inside a unit (SRAM write path, accumulators, counters or "
+                "the end of the program)")
+    return str(mismatch)
 
 
 def outputs_from_words(config: ChipConfig, program: Program, rtl: RtlResult) -> dict:

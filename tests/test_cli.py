@@ -96,3 +96,17 @@ def test_info_isa_lists_every_opcode_with_this_configs_latency(capsys):
     assert code == 0 and set(rows) == {s.name for s in OPS.values()}
     assert rows["ABC"]["latency"] == latency(Opcode.ABC, PRESETS["sim"])
     assert rows["SEND"]["reserved"] is True
+
+
+def test_trace_options_are_checked_before_any_simulation(capsys, tmp_path):
+    fst = str(tmp_path / "x.fst")
+    code, _, err = run(capsys, "run", str(EXAMPLE), "--trace-window", "0:10")
+    assert code == 1 and "--trace-window needs --trace" in err
+    code, _, err = run(capsys, "run", str(EXAMPLE), "--trace", fst)
+    assert code == 1 and "--trace needs the verilator or icarus backend" in err
+    code, _, err = run(capsys, "run", str(EXAMPLE), "--backend", "amaranth", "--trace", fst)
+    assert code == 1 and "--trace needs the verilator or icarus backend" in err
+    for bad, why in (("9:3", "need 0 <= A < B"), ("x:3", "is not A:B"), ("4", "is not A:B")):
+        with pytest.raises(SystemExit):
+            main(["run", str(EXAMPLE), "--trace", fst, "--trace-window", bad])
+        assert why in capsys.readouterr().err
