@@ -149,3 +149,18 @@ def test_window_errors_name_the_problem(traced, tmp_path):
         cut_cycles(fst, tmp_path / "x.fst", 10**9, 10**9 + 1)
     with pytest.raises(WaveformError, match="no such waveform"):
         Waveform(tmp_path / "missing.fst")
+
+
+def test_verify_locates_a_mismatch_with_a_traced_rerun(monkeypatch):
+    """When the scoreboard reports a difference, verify() re-runs the program traced and adds
+    the stream-level finding (here the chip is right, so it says the streams all agree)."""
+    import tb.verify as verify_module
+    from tb.scoreboard import Comparison
+
+    need("icarus")
+    monkeypatch.setattr(verify_module, "compare",
+                        lambda *a: Comparison(False, ["SRAM mem_w0 b0:0 lane 0: injected"]))
+    (v,) = verify_module.verify(CONFIG, {"p": busy_program(7)}, "icarus")
+    assert not v.matches
+    assert v.comparison.problems[0].endswith("injected")
+    assert "every stream-register value matches the golden model" in v.comparison.problems[1]
