@@ -115,10 +115,15 @@ def generate(config: ChipConfig, top: str = "chip") -> str:
     return comb_at_time_zero(compact_memory_init(text))
 
 
+# The shared definitions the RTL imports (hdl/ itself is hashed whole). The CLI, the demo and
+# the toolchain helpers are not among them, so editing those does not rebuild every model.
+_SHARED = ("__init__.py", "config.py", "isa.py", "hostmap.py", "fixedpoint.py")
+
+
 def source_hash() -> str:
     """Hash of every RTL source file and of the shared definitions they import."""
     root = Path(__file__).resolve().parent
-    files = sorted(root.glob("*.py")) + sorted((root.parent / "openlpu").glob("*.py"))
+    files = sorted(root.glob("*.py")) + [root.parent / "openlpu" / f for f in _SHARED]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())

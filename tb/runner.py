@@ -9,6 +9,7 @@ CLI, a benchmark).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,6 +74,22 @@ def _LeanVerilator():  # noqa: N802 - a factory standing in for the class
     return _lean_verilator_class()()
 
 
+@contextlib.contextmanager
+def _simulator_output_to_stderr():
+    """Send what the simulator tools print to stderr: stdout belongs to the caller (the CLI's
+    ``--json`` document must be the only thing on it). Works on the file descriptor, because
+    the build and the simulation run as subprocesses."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _build_dir(root: Path, simulator: str, config: ChipConfig) -> Path:
     return root / f"{simulator}_{config.name}_{config.config_hash}_{source_hash()}"
 
@@ -114,8 +131,9 @@ def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rt
     lock = open(Path(build_root) / f"{build_dir.name}.lock", "w")  # noqa: SIM115
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers build each model once
-        runner.build(sources=[verilog], hdl_toplevel=module_name(config), build_dir=build_dir,
-                     build_args=args, timescale=("1ns", "1ps"), waves=waves)
+        with _simulator_output_to_stderr():
+            runner.build(sources=[verilog], hdl_toplevel=module_name(config), build_dir=build_dir,
+                         build_args=args, timescale=("1ns", "1ps"), waves=waves)
     except (SystemExit, Exception) as e:  # the runner exits on a failed build
         shutil.rmtree(build_dir, ignore_errors=True)  # never reuse a half-built model
         raise RtlRunError(f"{simulator} build of {verilog} failed: {e}") from None
@@ -180,9 +198,11 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
                "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
                "PYTHONPATH": os.pathsep.join([str(_REPO), *sys.path])}
         try:
-            results_xml = runner.test(test_module="tb.chip_test",
-                                      hdl_toplevel=module_name(config), build_dir=build_dir,
-                                      test_dir=tmp, extra_env=env, waves=waves)
+            with _simulator_output_to_stderr():
+                results_xml = runner.test(test_module="tb.chip_test",
+                                          hdl_toplevel=module_name(config),
+                                          build_dir=build_dir, test_dir=tmp, extra_env=env,
+                                          waves=waves)
         except SystemExit as e:
             raise RtlRunError(f"the cocotb test failed on {simulator} (exit {e.code}); "
                               f"see the log above") from None

@@ -110,3 +110,24 @@ def test_trace_options_are_checked_before_any_simulation(capsys, tmp_path):
         with pytest.raises(SystemExit):
             main(["run", str(EXAMPLE), "--trace", fst, "--trace-window", bad])
         assert why in capsys.readouterr().err
+
+
+def test_rtl_run_json_is_the_only_thing_on_stdout(capfd, tmp_path):
+    """The simulator's build and run chatter goes to stderr: --json output parses as is."""
+    from firmware.program import save
+    from firmware.random_program import random_program
+    from openlpu.config import PRESETS
+    from openlpu.toolchain import simulator_available
+
+    ok, why = simulator_available("icarus")
+    if not ok:
+        pytest.skip(why)
+    prog = tmp_path / "p.bin"
+    save(random_program(PRESETS["ice40"], 11, 10), prog)
+    fst = tmp_path / "w.fst"
+    code = main(["run", str(prog), "--backend", "icarus", "--json", "--trace", str(fst),
+                 "--trace-window", "1:6"])
+    out, _ = capfd.readouterr()
+    report = json.loads(out)
+    assert code == 0 and report["matches_golden"] and report["backend"] == "icarus"
+    assert fst.stat().st_size > 0

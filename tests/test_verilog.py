@@ -69,3 +69,35 @@ def test_time_zero_trigger_is_added_outside_verilator():
     out = comb_at_time_zero(text)
     assert "`ifndef VERILATOR" in out and "initial #1 \\$auto$verilog_backend.cc:1:dump_module$3"\
         in out
+
+
+def test_source_hash_covers_every_shared_module_the_rtl_imports():
+    """A change to any module the RTL depends on must rebuild the cached Verilog and models."""
+    import ast
+    from pathlib import Path
+
+    from hdl.verilog import _SHARED
+
+    root = Path(__file__).resolve().parents[1]
+    todo = list((root / "hdl").glob("*.py"))
+    seen: set[str] = set()
+    while todo:
+        path = todo.pop()
+        package = path.parent.name
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 1:  # relative: from .config import ..., from . import x
+                    module = f"{package}.{module}" if module else package
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for n in names:
+                parts = n.split(".")
+                if parts[0] == "openlpu" and len(parts) > 1:
+                    f = root / "openlpu" / f"{parts[1]}.py"
+                    if f.exists() and f.name not in seen:
+                        seen.add(f.name)
+                        todo.append(f)
+    assert seen <= set(_SHARED), f"hdl depends on {sorted(seen - set(_SHARED))} unhashed"
