@@ -6,7 +6,10 @@
    :func:`channel_ranges` to one maximum per channel (last axis).
 2. Each tensor gets a symmetric scale: int8 tensors ``range / 127``; the int32 residual stream
    ``range / 2**res_bits``; the int16 pre-RoPE queries / keys ``range / 2**14``; the wide
-   BERT tensors ``range / (127 * 2**8)``.
+   BERT tensors ``range / (127 * 2**8)``. The attention context, a convex combination of
+   value rows, gets the value scale (its ``REQ`` is a plain ``/ 127``) and so never
+   saturates: its observed range is smaller only because few sequences are seen (position 0
+   always has ``ctx = v_0``), and calibrating on it clipped the context of new sequences.
 3. int8 tensors read only by a matmul get one scale per channel (:func:`smooth_scales`,
    SmoothQuant with migration strength ``alpha``), which the producing ``REQ`` realises with
    per-lane multipliers and the weights absorb (:class:`IntLinear`). ``alpha = None`` gives
@@ -209,7 +212,8 @@ def calibrate_bert_layer(w: BertLayerWeights, config: BertConfig,
     acts = [fl.bert_layer(w, c, x)[1] for x in samples]
     r = activation_ranges(acts, percentile)
     rb = res_bits(c.hidden_size)
-    s: dict = {n: symmetric_scale(r[n], 127) for n in ("q", "k", "v", "ctx")}
+    s: dict = {n: symmetric_scale(r[n], 127) for n in ("q", "k", "v")}
+    s["ctx"] = s["v"]  # a convex combination of value rows: it cannot saturate
     s["x"] = in_scale if in_scale is not None else symmetric_scale(r["x"], _WIDE)
     s["x8"] = _input_scales(acts, "x", [w.wq, w.wk, w.wv], alpha)
     s["y1"] = _input_scales(acts, "y1", [w.w_in], alpha)
@@ -271,7 +275,8 @@ def calibrate_llama_layer(w: LlamaLayerWeights, config: LlamaConfig,
     r = activation_ranges(acts, percentile)
     rb = res_bits(c.hidden_size)
     npos = max_positions if max_positions is not None else min(c.max_position_embeddings, 4096)
-    s: dict = {n: symmetric_scale(r[n], 127) for n in ("v", "q_rope", "k_rope", "ctx")}
+    s: dict = {n: symmetric_scale(r[n], 127) for n in ("v", "q_rope", "k_rope")}
+    s["ctx"] = s["v"]  # a convex combination of value rows: it cannot saturate
     s["x"] = in_scale if in_scale is not None else symmetric_scale(r["x"], 1 << rb)
     for n in ("h", "out"):
         s[n] = symmetric_scale(r[n], 1 << rb)
