@@ -11,8 +11,8 @@ families are supported:
 * **Llama** decoders (``LlamaForCausalLM``, ``LlamaModel``): ``model.layers.N.self_attn
   .{q,k,v,o}_proj.weight``, ``mlp.{gate,up,down}_proj.weight``, ``input_layernorm`` and
   ``post_attention_layernorm``, grouped-query attention (``num_key_value_heads``), plain RoPE
-  (``rope_theta``; ``rope_scaling`` must be absent), no attention/MLP biases,
-  ``hidden_act = "silu"``.
+  (``rope_theta``, or ``rope_parameters`` of type ``default``; no ``rope_scaling``), no
+  attention/MLP biases, ``hidden_act = "silu"``.
 
 Weights are returned as float32 arrays in the Hugging Face orientation: a linear layer's
 ``weight`` is ``[out_features, in_features]`` and computes ``y = x @ weight.T + bias``.
@@ -370,8 +370,15 @@ def _llama_config(cfg: dict, path: Path, arch: str) -> LlamaConfig:
     act = cfg.get("hidden_act", "silu")
     if act != "silu":
         raise _unsupported(path, arch, f"hidden_act {act!r} (only 'silu')")
-    if cfg.get("rope_scaling"):
-        raise _unsupported(path, arch, f"rope_scaling {cfg['rope_scaling']!r} (plain RoPE only)")
+    # transformers >= 5 writes "rope_parameters" (theta and type), older versions
+    # "rope_theta" plus an optional "rope_scaling"; only the plain ("default") RoPE is supported
+    rope = dict(cfg.get("rope_scaling") or {})
+    rope.update(cfg.get("rope_parameters") or {})
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type != "default":
+        raise _unsupported(path, arch, f"RoPE scaling {rope!r} (plain RoPE only)")
+    if "rope_theta" in rope and "rope_theta" not in cfg:
+        cfg = {**cfg, "rope_theta": rope["rope_theta"]}
     for key in ("attention_bias", "mlp_bias"):
         if cfg.get(key):
             raise _unsupported(path, arch, f"{key} = true")

@@ -106,7 +106,8 @@ def test_unsupported_architecture(llama_dir):
 
 
 @pytest.mark.parametrize("changes, match", [
-    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "rope_scaling"),
+    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "RoPE scaling"),
+    (dict(rope_parameters={"rope_type": "yarn", "rope_theta": 1e4}), "RoPE scaling"),
     (dict(hidden_act="gelu"), "hidden_act 'gelu'"),
     (dict(attention_bias=True), "attention_bias"),
     (dict(num_key_value_heads=4), "not a multiple of num_key_value_heads 4"),
@@ -117,6 +118,14 @@ def test_unsupported_llama_options(llama_dir, changes, match):
     _edit_config(llama_dir, **changes)
     with pytest.raises(ModelImportError, match=match):
         load_llama(llama_dir)
+
+
+def test_rope_parameters_form_of_the_config(llama_dir):
+    cfg = json.loads((llama_dir / "config.json").read_text())
+    del cfg["rope_theta"], cfg["rope_scaling"]
+    cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": 500000.0}
+    (llama_dir / "config.json").write_text(json.dumps(cfg))
+    assert load_llama(llama_dir, layers=[0]).config.rope_theta == 500000.0
 
 
 def test_missing_files_and_bad_json(tmp_path, llama_dir):
