@@ -30,6 +30,7 @@ from firmware.model_import import (
 
 @pytest.fixture
 def llama_dir(tmp_path):
+    """A fresh two-layer random Llama checkpoint (72 hidden, 6 heads, 2 KV heads, FFN 200)."""
     return write_random_llama_checkpoint(tmp_path / "llama", num_layers=2, seed=1)
 
 

@@ -65,6 +65,7 @@ def sat8(x, scale):
 
 
 def cosine(a, b) -> float:
+    """Cosine similarity of two tensors, flattened, in float64."""
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
@@ -438,6 +439,7 @@ LLAMA_SHAPES = {
 
 @pytest.fixture(scope="module", params=list(LLAMA_SHAPES))
 def llama(request, tmp_path_factory):
+    """A random Llama checkpoint, its calibrated integer layer 0 and an input sampler."""
     d = write_random_llama_checkpoint(tmp_path_factory.mktemp(request.param), seed=3,
                                       **LLAMA_SHAPES[request.param])
     m = load_llama(d)
@@ -516,6 +518,7 @@ def test_layer_forward_with_prefix_and_shape_errors(llama):
 
 @pytest.fixture(scope="module")
 def minilm():
+    """Layers 0 and 1 of the real all-MiniLM-L6-v2 checkpoint (or skip)."""
     return load_bert(require_minilm(), layers=[0, 1])
 
 

@@ -12,7 +12,7 @@ sum         ``ADD.i32`` reduction  (LayerNorm) ``|sum| < H 2**in_bits <= 2**30``
 mean        ``REQ.i32``            (LayerNorm) ``sum / H``
 centered    ``SUB.i32``            (LayerNorm) ``c = h - mean``, ``|c| < 2**(in_bits+1)``
 sq          ``REQ.i32`` (a=b=c)    ``c*c / 2**sq_shift`` (64-bit product), so that
-                                   ``H * max(sq) <= 2**30``
+                                   ``H * max(sq) <= 2**30`` (RMSNorm: ``c = h``)
 sum_sq      ``ADD.i32`` reduction  ``< 2**31``
 var         ``REQ.i32``            ``v = sum_sq * 2**e / H`` (``2**e <= H``: ``v <= sum_sq``);
                                    ``v = mean(c**2) / 2**t`` with ``t = sq_shift - e`` even
