@@ -1,0 +1,172 @@
+"""The measured resource and Fmax table of docs/fpga.md, written by running the flow.
+
+``python -m openlpu.fpga.table`` synthesises every requested preset for every target
+(:func:`openlpu.fpga.synth.synthesize`, one run at a time) and replaces the text between
+:data:`BEGIN` and :data:`END` in docs/fpga.md with a markdown table of the results. Designs that
+yosys already finds too large are reported from yosys' counts without place and route.
+``--reuse`` takes a run's ``result.json`` from its output directory instead of running it again
+when it was made from the same Verilog (same config and RTL sources) with the same options.
+``--breakdown`` adds, per config and target, the resources per instance from a hierarchical
+yosys run (``openlpu synth --hierarchy``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from openlpu.config import PRESETS, get_config
+
+from .devices import DEVICES, get_device
+from .synth import DoesNotFit, SynthError, SynthResult, synthesize
+
+__all__ = ["BEGIN", "END", "breakdown_markdown", "main", "markdown", "replace_between",
+           "run_one"]
+
+BEGIN = "<!-- openlpu-fpga-table: begin (python -m openlpu.fpga.table) -->"
+END = "<!-- openlpu-fpga-table: end -->"
+BREAKDOWN_BEGIN = "<!-- openlpu-fpga-breakdown: begin (python -m openlpu.fpga.table) -->"
+BREAKDOWN_END = "<!-- openlpu-fpga-breakdown: end -->"
+
+
+def _cell(r: dict, res: str) -> str:
+    used, avail = r.get(res), r.get(f"{res}_available")
+    if used is None:
+        return "-"
+    pct = f" ({100 * used / avail:.0f} %)" if avail else ""
+    return f"{used:,} / {avail:,}{pct}"
+
+
+def markdown(rows: list[dict]) -> str:
+    """Markdown table of :meth:`SynthResult.to_dict` rows (or ``{"config", "target",
+    "error"}`` rows for runs that failed)."""
+    head = ("| config | target | fits | LUT4 | FF | DSP | BRAM | Fmax MHz | yosys s "
+            "| nextpnr s | note |")
+    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        sec = r.get("seconds", {})
+        if "fits" not in r:
+            lines.append(f"| {r['config']} | {r['target']} | ? | | | | | | | | {r['error']} |")
+            continue
+        fits = "yes" if r["fits"] else "**no**"
+        fmax = f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") is not None else "-"
+        notes = []
+        if not r["fits"]:
+            notes.append("over: " + "; ".join(
+                f"{o['label']} {o['needed'] / o['available'] * 100:.0f} %" for o in r["over"]))
+            notes.append(f"counts from yosys ({r['stage']})" if r["stage"] == "yosys"
+                         else "nextpnr could not place")
+        if r.get("critical_path") and r["fits"]:
+            cp = r["critical_path"]
+            notes.append(f"critical path {cp['delay_ns']:.1f} ns via "
+                         + " > ".join(cp["instances"]))
+        lines.append(
+            f"| {r['config']} | {r['target']} | {fits} | "
+            + " | ".join(_cell(r, res) for res in ("luts", "ffs", "dsps", "brams"))
+            + f" | {fmax} | {sec.get('yosys', 0):.0f} | "
+            + (f"{sec['nextpnr']:.0f}" if "nextpnr" in sec else "-")
+            + f" | {', '.join(notes)} |")
+    return "\n".join(lines)
+
+
+def breakdown_markdown(results: list[dict]) -> str:
+    """Markdown tables of the per-instance resources of hierarchical runs."""
+    out = []
+    for r in results:
+        labels = get_device(r["target"]).family.labels
+        out.append(f"**{r['config']} on {r['target']}** (yosys `-noflatten`, "
+                   f"{r['seconds'].get('yosys', 0):.0f} s; totals "
+                   + ", ".join(f"{r[k]:,} {labels[k]}" for k in ("luts", "ffs", "dsps", "brams"))
+                   + ")\n")
+        out.append("| instance | " + " | ".join(labels[k] for k in ("luts", "ffs", "dsps",
+                                                                      "brams")) + " |")
+        out.append("|---|---:|---:|---:|---:|")
+        for inst, c in r["hierarchy"].items():
+            if any(c.values()):
+                out.append(f"| {inst} | " + " | ".join(f"{c[k]:,}" for k in ("luts", "ffs",
+                                                                              "dsps", "brams"))
+                           + " |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def replace_between(text: str, begin: str, end: str, body: str) -> str:
+    """``text`` with everything between the ``begin`` and ``end`` marker lines replaced.
+
+    Raises
+    ------
+    ValueError
+        A marker is missing.
+    """
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"markers {begin!r} ... {end!r} not found in order")
+    return text[:i + len(begin)] + "\n" + body + "\n" + text[j:]
+
+
+def run_one(config_name: str, target: str, *, reuse: bool, hierarchy: bool = False,
+            timeout_s: float | None = None, progress=None) -> dict:
+    """One table row: a :meth:`SynthResult.to_dict`, reused or measured."""
+    from hdl.verilog import cached_verilog
+
+    config = get_config(config_name)
+    out = Path("build/fpga") / f"{config.name}-{target}-chip{'-hier' if hierarchy else ''}"
+    saved = out / "result.json"
+    if reuse and saved.exists():
+        old = json.loads(saved.read_text())
+        if old.get("verilog") == cached_verilog(config).name and old.get("dsp_mapping"):
+            return old
+    try:
+        result: SynthResult = synthesize(config, target, out_dir=out, hierarchy=hierarchy,
+                                         timeout_s=timeout_s, progress=progress)
+    except DoesNotFit as e:
+        result = e.result
+    except SynthError as e:
+        return {"config": config.name, "target": target, "error": str(e)}
+    return result.to_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m openlpu.fpga.table``."""
+    p = argparse.ArgumentParser(prog="python -m openlpu.fpga.table",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--configs", nargs="+", default=["ice40", "ecp5"], choices=list(PRESETS))
+    p.add_argument("--targets", nargs="+", default=list(DEVICES), choices=list(DEVICES))
+    p.add_argument("--docs", default="docs/fpga.md", help="markdown file with the markers")
+    p.add_argument("--reuse", action="store_true", help="reuse up-to-date result.json files")
+    p.add_argument("--breakdown", nargs="*", metavar="CONFIG:TARGET",
+                   help="per-instance tables (hierarchical yosys runs) for these pairs")
+    p.add_argument("--timeout", type=float, metavar="SEC", help="stop a tool after SEC s")
+    args = p.parse_args(argv)
+
+    def progress(line: str):
+        print(line, file=sys.stderr, flush=True)
+
+    rows = []
+    for name in args.configs:
+        for target in args.targets:
+            progress(f"== {name} on {target}")
+            rows.append(run_one(name, target, reuse=args.reuse, timeout_s=args.timeout,
+                                progress=progress))
+    docs = Path(args.docs)
+    text = replace_between(docs.read_text(), BEGIN, END, markdown(rows))
+    if args.breakdown:
+        results = []
+        for pair in args.breakdown:
+            name, _, target = pair.partition(":")
+            progress(f"== {name} on {target}, per instance")
+            r = run_one(name, target, reuse=args.reuse, hierarchy=True,
+                        timeout_s=args.timeout, progress=progress)
+            if "hierarchy" in r and r["hierarchy"]:
+                results.append(r)
+        text = replace_between(text, BREAKDOWN_BEGIN, BREAKDOWN_END,
+                               breakdown_markdown(results))
+    docs.write_text(text)
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

