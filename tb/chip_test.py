@@ -20,17 +20,19 @@ from firmware.program import load
 from openlpu.config import ChipConfig
 from tb.host import CocotbPorts, HostBus
 
+CLOCK_PERIOD_NS = 10
+
 
 @cocotb.test()
 async def run_programs(dut):
     """Load, run and read back each program of the job in turn."""
     job = json.loads(Path(os.environ["OPENLPU_JOB"]).read_text())
     config = ChipConfig(**job["config"])
-    Clock(dut.clk, 10, unit="ns").start()
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start()
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
-    bus = HostBus(CocotbPorts(dut), config)
+    bus = HostBus(CocotbPorts(dut, CLOCK_PERIOD_NS), config)
     await bus.check_identity()
     results = []
     for run in job["runs"]:
