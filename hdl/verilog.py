@@ -115,18 +115,50 @@ def generate(config: ChipConfig, top: str = "chip") -> str:
     return comb_at_time_zero(compact_memory_init(text))
 
 
-# The shared definitions the RTL imports (hdl/ itself is hashed whole). The CLI, the demo and
-# the toolchain helpers are not among them, so editing those does not rebuild every model.
-_SHARED = ("__init__.py", "config.py", "isa.py", "hostmap.py", "fixedpoint.py")
+def rtl_sources() -> list[Path]:
+    """This module and every module of the project it imports, transitively: the units of
+    hdl/ and the shared definitions of openlpu/ (read from the import statements, so a new
+    file that the chip does not use, e.g. a board top, does not invalidate the caches)."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    packages = {"hdl", "openlpu"}
+    todo, seen = [Path(__file__).resolve()], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        package = path.parent.name
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level == 1:  # from .x import y / from . import y
+                    module = f"{package}.{module}" if module else package
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] not in packages:
+                    continue
+                if len(parts) == 1:
+                    todo.append(repo / parts[0] / "__init__.py")
+                    continue
+                candidate = repo / parts[0] / f"{parts[1]}.py"
+                if candidate.exists():
+                    todo.append(candidate)
+                todo.append(repo / parts[0] / "__init__.py")
+    return sorted(seen)
 
 
 def source_hash() -> str:
-    """Hash of every RTL source file and of the shared definitions they import."""
-    root = Path(__file__).resolve().parent
-    files = sorted(root.glob("*.py")) + [root.parent / "openlpu" / f for f in _SHARED]
+    """Hash of the RTL's source files (:func:`rtl_sources`)."""
     h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
+    for f in rtl_sources():
+        h.update(f"{f.parent.name}/{f.name}".encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
