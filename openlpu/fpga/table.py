@@ -5,7 +5,7 @@
 :data:`BEGIN` and :data:`END` in docs/fpga.md with a markdown table of the results. Designs that
 yosys already finds too large are reported from yosys' counts without place and route.
 ``--reuse`` takes a run's ``result.json`` from its output directory instead of running it again
-when it was made from the same Verilog (same config and RTL sources) with the same options.
+(whatever RTL it was measured on: the table names the RTL source hash of every row).
 ``--breakdown`` adds, per config and target, the resources per instance from a hierarchical
 yosys run (``openlpu synth --hierarchy``).
 """
@@ -56,7 +56,7 @@ def markdown(rows: list[dict]) -> str:
         if not r["fits"]:
             notes.append("over: " + "; ".join(
                 f"{o['label']} {o['needed'] / o['available'] * 100:.0f} %" for o in r["over"]))
-            notes.append(f"counts from yosys ({r['stage']})" if r["stage"] == "yosys"
+            notes.append("counts from yosys" if r["stage"] == "yosys"
                          else "nextpnr could not place")
         if r.get("critical_path") and r["fits"]:
             cp = r["critical_path"]
@@ -68,6 +68,13 @@ def markdown(rows: list[dict]) -> str:
             + f" | {fmax} | {sec.get('yosys', 0):.0f} | "
             + (f"{sec['nextpnr']:.0f}" if "nextpnr" in sec else "-")
             + f" | {', '.join(notes)} |")
+    rtl = sorted({(r["config"], r["verilog"]) for r in rows if r.get("verilog")})
+    if rtl:
+        lines.append("")
+        lines.append("RTL: " + ", ".join(f"{c} `{v}`" for c, v in rtl)
+                     + " (config hash, RTL source hash); tools: "
+                     + ", ".join(sorted({v for r in rows for k, v in r.get("tools", {}).items()
+                                         if k in ("yosys", "nextpnr") and v})) + ".")
     return "\n".join(lines)
 
 
@@ -106,21 +113,27 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
     return text[:i + len(begin)] + "\n" + body + "\n" + text[j:]
 
 
-def run_one(config_name: str, target: str, *, reuse: bool, hierarchy: bool = False,
-            timeout_s: float | None = None, progress=None) -> dict:
-    """One table row: a :meth:`SynthResult.to_dict`, reused or measured."""
-    from hdl.verilog import cached_verilog
+def run_one(config_name: str, target: str, verilog, *, reuse: bool,
+            hierarchy: bool = False, timeout_s: float | None = None, progress=None) -> dict:
+    """One table row: a :meth:`SynthResult.to_dict`, reused or measured.
 
+    ``verilog()`` returns the chip's Verilog (from :func:`hdl.verilog.cached_verilog`); with
+    ``reuse`` an earlier ``result.json`` of the same options is taken whatever RTL it was
+    measured on (the table names the RTL of every row).
+    """
     config = get_config(config_name)
     out = Path("build/fpga") / f"{config.name}-{target}-chip{'-hier' if hierarchy else ''}"
     saved = out / "result.json"
     if reuse and saved.exists():
         old = json.loads(saved.read_text())
-        if old.get("verilog") == cached_verilog(config).name and old.get("dsp_mapping"):
+        if old.get("dsp_mapping") and (old.get("hierarchy") is not None) == hierarchy:
+            if progress is not None:
+                progress(f"reusing {saved} ({old.get('verilog')})")
             return old
     try:
         result: SynthResult = synthesize(config, target, out_dir=out, hierarchy=hierarchy,
-                                         timeout_s=timeout_s, progress=progress)
+                                         timeout_s=timeout_s, progress=progress,
+                                         verilog=verilog())
     except DoesNotFit as e:
         result = e.result
     except SynthError as e:
@@ -128,14 +141,24 @@ def run_one(config_name: str, target: str, *, reuse: bool, hierarchy: bool = Fal
     return result.to_dict()
 
 
+def _pair(text: str) -> tuple[str, str]:
+    name, _, target = text.partition(":")
+    get_config(name)
+    get_device(target)
+    return name, target
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m openlpu.fpga.table``."""
     p = argparse.ArgumentParser(prog="python -m openlpu.fpga.table",
                                 description=__doc__.splitlines()[0])
+    p.add_argument("pairs", nargs="*", metavar="CONFIG:TARGET",
+                   help="rows to measure (default: every --configs on every --targets)")
     p.add_argument("--configs", nargs="+", default=["ice40", "ecp5"], choices=list(PRESETS))
     p.add_argument("--targets", nargs="+", default=list(DEVICES), choices=list(DEVICES))
     p.add_argument("--docs", default="docs/fpga.md", help="markdown file with the markers")
-    p.add_argument("--reuse", action="store_true", help="reuse up-to-date result.json files")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse earlier result.json files instead of running again")
     p.add_argument("--breakdown", nargs="*", metavar="CONFIG:TARGET",
                    help="per-instance tables (hierarchical yosys runs) for these pairs")
     p.add_argument("--timeout", type=float, metavar="SEC", help="stop a tool after SEC s")
@@ -144,20 +167,32 @@ def main(argv: list[str] | None = None) -> int:
     def progress(line: str):
         print(line, file=sys.stderr, flush=True)
 
+    from hdl.verilog import cached_verilog
+
+    # One Verilog file per config for every run of this table, even if the RTL sources change
+    # meanwhile: the rows stay comparable and the ECP5 targets share one yosys netlist.
+    verilog = {}
+
+    def verilog_of(name: str) -> Path:
+        if name not in verilog:
+            verilog[name] = cached_verilog(get_config(name))
+        return verilog[name]
+
+    pairs = [_pair(p) for p in args.pairs] or [(c, t) for c in args.configs
+                                                 for t in args.targets]
     rows = []
-    for name in args.configs:
-        for target in args.targets:
-            progress(f"== {name} on {target}")
-            rows.append(run_one(name, target, reuse=args.reuse, timeout_s=args.timeout,
-                                progress=progress))
+    for name, target in pairs:
+        progress(f"== {name} on {target}")
+        rows.append(run_one(name, target, lambda n=name: verilog_of(n), reuse=args.reuse,
+                            timeout_s=args.timeout, progress=progress))
     docs = Path(args.docs)
     text = replace_between(docs.read_text(), BEGIN, END, markdown(rows))
     if args.breakdown:
         results = []
-        for pair in args.breakdown:
-            name, _, target = pair.partition(":")
+        for name, target in map(_pair, args.breakdown):
             progress(f"== {name} on {target}, per instance")
-            r = run_one(name, target, reuse=args.reuse, hierarchy=True,
+            r = run_one(name, target, lambda n=name: verilog_of(n), reuse=args.reuse,
+                        hierarchy=True,
                         timeout_s=args.timeout, progress=progress)
             if "hierarchy" in r and r["hierarchy"]:
                 results.append(r)
