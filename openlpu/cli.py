@@ -261,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .fpga.cli import add_parser as add_synth_parser
     add_synth_parser(sub)
+    from firmware.runtime.cli import add_parsers as add_board_parsers
+    add_board_parsers(sub)  # board run/identify, build --board
     return p
 
 
