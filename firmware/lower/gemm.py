@@ -96,8 +96,10 @@ class LoweredGemm:
 
     @property
     def matmul_cycles(self) -> int:
-        """Cycles from the first ``ABC`` to the last, inclusive (the matmul phase)."""
-        return self.stats.last_abc - self.stats.first_abc + 1
+        """The matmul phase: cycles from the first ``ABC`` to the last ``ACC``, inclusive
+        (the first weight load, the SRAM reads before it and the requantisation and writes
+        after it are pipeline fill and drain)."""
+        return self.stats.last_acc - self.stats.first_abc + 1
 
     @property
     def utilisation(self) -> float:
@@ -261,13 +263,39 @@ def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
                             f"{shift!r}")
     if not name.isidentifier():
         raise LoweringError(f"output name {name!r} must be an identifier")
-    tiling = make_tiling(config, M, K, N, block_rows=block_rows, planes=planes)
-    need, parts = _sram_need(config, tiling, dtype.itemsize)
-    if need > config.sram_bytes:
-        raise SramCapacityError(
-            f"GEMM {M}x{K}x{N} needs {need} bytes of SRAM ({parts}; K and N padded to "
-            f"{tiling.Kp} and {tiling.Np}), config {config.name!r} has {config.sram_bytes}",
-            need, config.sram_bytes)
+    errors: list[LoweringError] = []
+    tried: set[int] = set()
+    # More planes are faster; fewer are tried only if the slices cannot serve that many
+    # (fewer planes would only make the queues longer, so not after a queue-depth failure).
+    for n_planes in ([planes] if planes else range(config.mxm_planes, 0, -1)):
+        tiling = make_tiling(config, M, K, N, block_rows=block_rows, planes=n_planes)
+        if tiling.planes in tried or any(isinstance(e, QueueDepthError) for e in errors):
+            continue
+        tried.add(tiling.planes)
+        need, parts = _sram_need(config, tiling, dtype.itemsize)
+        if need > config.sram_bytes:
+            raise SramCapacityError(
+                f"GEMM {M}x{K}x{N} needs {need} bytes of SRAM ({parts}; K and N padded to "
+                f"{tiling.Kp} and {tiling.Np}), config {config.name!r} has "
+                f"{config.sram_bytes}", need, config.sram_bytes)
+        best = _lower_variants(config, tiling, x, w, mult, int(shift), dtype, out_t, name,
+                               need, search, errors)
+        if best is not None:
+            return best
+    depth = [e for e in errors if isinstance(e, QueueDepthError)]
+    if depth:
+        raise min(depth, key=lambda e: e.needed)
+    # the last error comes from the fewest planes, the most permissive attempt
+    raise errors[-1] if errors else LoweringError("no lowering variant applies")
+
+
+def _lower_variants(config: ChipConfig, tiling: Tiling, x, w, mult, shift: int,
+                    dtype: np.dtype, out_t: DType, name: str, need: int, search: bool,
+                    errors: list[LoweringError]) -> LoweredGemm | None:
+    """Schedule every role variant for ``tiling``; the fastest that fits, or ``None`` (the
+    reasons appended to ``errors``)."""
+    M, K = x.shape  # noqa: N806
+    N = w.shape[1]  # noqa: N806
     L = config.lanes  # noqa: N806
     xp = np.zeros((M, tiling.Kp), np.int8)
     xp[:, :K] = x
@@ -275,17 +303,11 @@ def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
     wp[:K, :N] = w
     mp = np.zeros(tiling.Np, np.int64)
     mp[:N] = mult
-    variants = [dict(dedicated_writer=False), dict(dedicated_writer=True)]
     best: LoweredGemm | None = None
-    errors: list[LoweringError] = []
-    for kw in variants:
+    for kw in (dict(dedicated_writer=False), dict(dedicated_writer=True)):
         try:
             roles = plan_roles(config, tiling.planes, dtype.itemsize, **kw)
-        except LoweringError as e:
-            errors.append(e)
-            continue
-        sched = GemmScheduler(config, tiling, roles, xp, wp, mp, int(shift), out_t, need)
-        try:
+            sched = GemmScheduler(config, tiling, roles, xp, wp, mp, shift, out_t, need)
             stats = sched.run()
         except SramCapacityError:
             raise
@@ -313,9 +335,4 @@ def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
             best = lowered
         if not search:
             break
-    if best is None:
-        depth = [e for e in errors if isinstance(e, QueueDepthError)]
-        if depth:
-            raise min(depth, key=lambda e: e.needed)
-        raise errors[0] if errors else LoweringError("no lowering variant applies")
     return best

@@ -21,6 +21,7 @@ together with everything it needs, all-or-nothing (a :class:`firmware.lower.reso
   read from SRAM for every ``REQ`` (4 slices, or through an SXM on chips with fewer than 4
   slices per side), or read twice per output block and kept alive by a second ALU that issues
   ``MOV`` every cycle: its 2-cycle latency makes two copies circulate in place on one group.
+  One multiplier for all channels that fits 24 bits is ``REQ``'s immediate instead.
 
 If anything collides, the instruction moves one cycle later. Planes are interleaved in time
 order so that no plane claims resources far in the future ahead of another.
@@ -92,10 +93,11 @@ class SramAllocator:
 
 @dataclass
 class ScheduleStats:
-    """What the schedule did: ABC issue span and counts."""
+    """What the schedule did: the MXM's busy span and instruction counts."""
 
     first_abc: int
     last_abc: int
+    last_acc: int
     abc: int
     lw: int
     acc: int
@@ -166,8 +168,14 @@ class GemmScheduler:
         self.abc_cycle: dict[tuple[int, int], int] = {}
         self.rings: dict[int, _Ring] = {}
         self.sticky: dict[tuple[int, str], object] = {}
-        self.stats = ScheduleStats(-1, -1, 0, 0, 0)
-        self._routes = self._mult_routes()
+        self.stats = ScheduleStats(-1, -1, -1, 0, 0, 0)
+        # One multiplier for every channel that fits REQ's 24-bit immediate needs no stream:
+        # padding channels may take it too, their lanes are never read.
+        real = mult[:tiling.N]
+        lo, hi = -(1 << 23), (1 << 23) - 1
+        self.mult_imm = (int(real[0]) if (real == real[0]).all() and lo <= real[0] <= hi
+                         else None)
+        self._routes = self._mult_routes() if self.mult_imm is None else []
 
     # --- data placement ----------------------------------------------------------------------
 
@@ -254,8 +262,10 @@ class GemmScheduler:
                     routes.append(("relay", sxm, slices, d_in, a, d_out, g))
         if not routes:
             raise LoweringError(
-                f"config {self.config.name!r}: no way to bring an int32 multiplier to the VXM "
-                f"(neither 4 MEM slices on one side nor an SXM with 4 slices upstream)")
+                f"config {self.config.name!r}: no way to bring per-channel int32 multipliers "
+                f"to the VXM (neither 4 MEM slices on one side nor an SXM with 4 slices "
+                f"upstream); only one multiplier for all channels, within 24 bits (REQ's "
+                f"immediate), can be used here")
         return routes
 
     def _deliver(self, txn: Txn, route: tuple, at: int, nt: int) -> int | None:
@@ -379,16 +389,19 @@ class GemmScheduler:
                 if not txn.free(alu, R):
                     continue
                 m2 = txn.mark()
-                supplied = self._supply(txn, p, R, block.nt, alu)
-                if supplied is None:
-                    txn.rollback(m2)
-                    continue
-                b, ring = supplied
+                if self.mult_imm is not None:
+                    operand, ring = {"bimm": 1, "imm": self.mult_imm}, None
+                else:
+                    supplied = self._supply(txn, p, R, block.nt, alu)
+                    if supplied is None:
+                        txn.rollback(m2)
+                        continue
+                    operand, ring = {"b": supplied[0]}, supplied[1]
                 for o in self._prefer(p, "out", _top_down(nbytes, self.S)):
                     m3 = txn.mark()
                     req = Instruction(Opcode.REQ, dtype=self.out_dtype.value,
                                       stype=DType.I32.value, dst=stream_code(d_out, o),
-                                      a=stream_code(r.acc_dir, g), b=b, c=self.shift)
+                                      a=stream_code(r.acc_dir, g), c=self.shift, **operand)
                     ok = txn.slot(alu, R, req)
                     addr = self.out_addr[block.index] + row
                     for k, wslice in enumerate(r.writers):
@@ -485,6 +498,7 @@ class GemmScheduler:
                 st.lw += 1
             elif op[0] == "ACC":
                 st.acc += 1
+                st.last_acc = max(st.last_acc, t)
             nxt = next(gens[p], None)
             if nxt is not None:
                 pending[p] = nxt
