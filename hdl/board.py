@@ -14,7 +14,7 @@ a program assembled for another config is refused before anything is loaded.
 
 from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from openlpu.config import ChipConfig
@@ -159,10 +159,12 @@ class PlatformTop(Elaboratable):
         cpb = self.clocks_per_bit(clock_hz)
         m.submodules.board = board = BoardTop(self.config, clocks_per_bit=cpb,
                                               timeout=default_timeout(cpb, clock_hz))
-        uart = platform.request("uart", 0)
-        m.d.comb += [board.uart_rx.eq(uart.rx.i), uart.tx.o.eq(board.uart_tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx_buffer = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buffer = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [board.uart_rx.eq(rx.i), tx.o.eq(board.uart_tx)]
         try:
-            led = platform.request("led", 0)
+            led = platform.request("led", 0, dir="-")
         except ResourceError:  # a board without LEDs just has no heartbeat
             led = None
         if led is not None:
@@ -172,5 +174,6 @@ class PlatformTop(Elaboratable):
                 m.d.sync += [beat.eq(int(clock_hz) // 2 - 1), on.eq(~on)]
             with m.Else():
                 m.d.sync += beat.eq(beat - 1)
-            m.d.comb += led.o.eq(on)
+            m.submodules.led_buffer = led_buffer = io.Buffer("o", led)
+            m.d.comb += led_buffer.o.eq(on)
         return m

@@ -181,7 +181,8 @@ class AmaranthTransport(Transport):
 
         async def monitor(ctx):
             while True:
-                await ctx.tick().until(tx == 0)
+                while ctx.get(tx):  # (not tick().until(): its generator warns when dropped)
+                    await ctx.tick()
                 await ctx.tick().repeat(cpb // 2)
                 if ctx.get(tx):
                     continue

