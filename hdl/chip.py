@@ -105,14 +105,21 @@ class Chip(wiring.Component):
         deadlock = Signal()
         cycles = Signal(64)
         d_reg = Signal(64)  # D so far (events of earlier cycles)
+        # START and CLEAR are registered: the bus write in cycle c raises them in cycle c + 1
+        # (chip cycle -1). Decoded combinationally they would put every unit's reset, and so
+        # all of its next-state logic, on a path from the chip's input ports, which Verilator
+        # then re-evaluates at every input change (both clock edges): 5x slower.
         start = Signal()  # chip cycle -1
         clear = Signal()
-        m.d.comb += [
-            start.eq(self.bus_we & (self.bus_addr == REG["CTRL"]) & ~busy
-                     & self.bus_wdata[CTRL_START.bit_length() - 1]),
-            clear.eq(self.bus_we & (self.bus_addr == REG["CTRL"]) & ~busy
-                     & self.bus_wdata[CTRL_CLEAR.bit_length() - 1]),
+        locked = Signal()  # the host may not write queues, SRAM or CTRL
+        ctrl_write = self.bus_we & (self.bus_addr == REG["CTRL"]) & ~locked
+        m.d.comb += locked.eq(busy | start)
+        m.d.sync += [
+            start.eq(ctrl_write & self.bus_wdata[CTRL_START.bit_length() - 1]),
+            clear.eq(ctrl_write & self.bus_wdata[CTRL_CLEAR.bit_length() - 1]),
         ]
+        with m.If(ctrl_write & self.bus_wdata[CTRL_START.bit_length() - 1]):
+            m.d.sync += done.eq(0)  # so that no STATUS read after the write sees the old DONE
 
         # --- ICUs and superlane instruction chains --------------------------------------------
         icus = []
@@ -267,10 +274,10 @@ class Chip(wiring.Component):
         q_index = (addr - QUEUE_BASE) >> QUEUE_SHIFT
         q_word = (addr & ((1 << QUEUE_SHIFT) - 1)) >> 3
         staging = Signal(32)
-        with m.If(self.bus_we & in_queue & ~busy & ~addr[2]):
+        with m.If(self.bus_we & in_queue & ~locked & ~addr[2]):
             m.d.sync += staging.eq(self.bus_wdata)
         for qi, icu in enumerate(icus):
-            selected = in_queue & ~busy & (q_index == qi) & (q_word < cfg.queue_depth)
+            selected = in_queue & ~locked & (q_index == qi) & (q_word < cfg.queue_depth)
             m.d.comb += [
                 icu.wr_en.eq(self.bus_we & addr[2] & selected),
                 icu.wr_addr.eq(q_word),
@@ -292,11 +299,11 @@ class Chip(wiring.Component):
                 for lane in range(lps):
                     g = k * lps + lane
                     m.d.comb += [
-                        tile.h_wmask[lane].eq(self.bus_we & in_sram & ~busy & (s_mem == mi)
+                        tile.h_wmask[lane].eq(self.bus_we & in_sram & ~locked & (s_mem == mi)
                                               & (s_group == g // 4)),
                         tile.h_wdata[lane].eq(self.bus_wdata.word_select(g % 4, 8)),
                     ]
-                m.d.comb += tile.h_we.eq(self.bus_we & in_sram & ~busy & (s_mem == mi))
+                m.d.comb += tile.h_we.eq(self.bus_we & in_sram & ~locked & (s_mem == mi))
 
         # --- host bus: reads --------------------------------------------------------------------
         reg_value = Signal(32)
@@ -330,7 +337,7 @@ class Chip(wiring.Component):
             r_kind.eq(Mux(in_sram, 2, Mux(in_queue, 1, 0))),
             r_mem.eq(s_mem),
             r_group.eq(s_group),
-            r_idle.eq(~busy),
+            r_idle.eq(~locked),
         ]
         sram_word = Signal(32)
         with m.Switch(r_mem):

@@ -20,10 +20,11 @@ from openlpu.hostmap import CTRL_START, REG
 
 __all__ = ["Waveform", "WaveformError", "Var", "cut_window", "cut_cycles", "cycle_edge"]
 
-# Chip cycle t (superlane-0 time) is the state right after rising edge START + t, where START is
-# the edge at which the chip samples the START write: measured on both simulators with the
-# cocotb host driver, and checked by tests/test_waveform.py against the golden model.
-_START_TO_CYCLE0 = 0
+# Chip cycle t (superlane-0 time) is the state right after rising edge START + 1 + t, where
+# START is the edge at which the chip samples the START write (the chip registers the command:
+# docs/architecture.md section 9.2). Checked on both simulators by tests/test_waveform.py,
+# which compares every stream register with the golden model.
+_START_TO_CYCLE0 = 1
 
 _RANGE = re.compile(r"\s*\[\d+(:\d+)?\]$")
 
