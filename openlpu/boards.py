@@ -181,6 +181,13 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
     spec = BOARDS[board]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    platform = spec.make_platform()
+    try:
+        top = PlatformTop(config, baud=baud)
+        cpb = top.clocks_per_bit(platform.default_clk_frequency)
+    except ValueError as e:
+        raise BuildError(f"{board}: {e}") from None
     env = dict(os.environ)
     for var, tool in _TOOLS[spec.family].items():
         env.setdefault(var, tool)
@@ -189,14 +196,6 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
     if missing:
         raise BuildError(f"{', '.join(missing)} not found: pip install 'openlpu[fpga]' (or set "
                          f"{', '.join(_TOOLS[spec.family])})")
-
-    t0 = time.perf_counter()
-    platform = spec.make_platform()
-    top = PlatformTop(config, baud=baud)
-    try:
-        cpb = top.clocks_per_bit(platform.default_clk_frequency)
-    except ValueError as e:
-        raise BuildError(f"{board}: {e}") from None
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json"}
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"  # the UP5K's 8 SB_MAC16s for the MXM and VXM multipliers
