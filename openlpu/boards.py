@@ -46,6 +46,8 @@ class BoardSpec:
     family: str  # "ecp5" or "ice40"
     default_config: str
     description: str
+    #: Default chip clock made by a PLL, or None for the oscillator.
+    default_clock_mhz: float | None = None
 
     def make_platform(self):
         """An instance of the board's Amaranth platform."""
@@ -60,8 +62,11 @@ class BoardSpec:
 
 
 BOARDS = {
+    # The smallest chip already misses 25 MHz on the LFE5U-85F (22 MHz measured): the PLL
+    # halves the oscillator.
     "ulx3s-85f": BoardSpec("ulx3s-85f", "amaranth_boards.ulx3s:ULX3S_85F_Platform", "ecp5",
-                           "ecp5", "Radiona ULX3S with a Lattice LFE5U-85F, 25 MHz"),
+                           "ecp5", "Radiona ULX3S with a Lattice LFE5U-85F, 25 MHz oscillator, "
+                           "chip at 12.5 MHz by default", 12.5),
     "icebreaker": BoardSpec("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                             "ice40", "ice40", "1BitSquared iCEBreaker, iCE40UP5K, 12 MHz"),
 }
@@ -105,10 +110,16 @@ class BuildResult:
     utilisation: dict[str, tuple[int, int]]
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def timing_met(self) -> bool:
+        """Whether nextpnr's Fmax reaches the chip clock (False if unknown)."""
+        return self.fmax_mhz is not None and self.fmax_mhz >= self.clock_mhz
+
     def to_dict(self) -> dict:
         """JSON-ready form."""
         return {"board": self.board, "config": self.config, "bitstream": str(self.bitstream),
                 "clock_mhz": self.clock_mhz, "baud": self.baud, "fmax_mhz": self.fmax_mhz,
+                "timing_met": self.timing_met,
                 "utilisation": {k: {"used": u, "available": a}
                                 for k, (u, a) in self.utilisation.items()},
                 "seconds": self.seconds}
@@ -147,7 +158,8 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
-                    baud: int = DEFAULT_BAUD, timeout: float = 600.0,
+                    baud: int = DEFAULT_BAUD, clock_mhz: float | None = None,
+                    timeout: float = 600.0,
                     progress: Callable[[str], None] = print) -> BuildResult:
     """Synthesise, place, route and pack ``config`` for ``board``.
 
@@ -161,7 +173,10 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
         Build directory (created); the bitstream is ``openlpu_board.bit`` (ECP5) or
         ``openlpu_board.bin`` (iCE40) in it.
     baud : int
-        UART baud rate; the board clock divided by it must be close to an integer.
+        UART baud rate; the chip clock divided by it must be close to an integer.
+    clock_mhz : float, optional
+        Chip clock (ECP5 boards: made by a PLL); default: the board's default
+        (:attr:`BoardSpec.default_clock_mhz`, else its oscillator).
     timeout : float
         Seconds before the whole tool run is stopped.
     progress : callable
@@ -174,7 +189,7 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
     BuildError
         Unknown board, missing tools, a tool failure or the timeout.
     """
-    from hdl.board import PlatformTop
+    from hdl.board import PlatformTop, chip_clock, uart_divisor
 
     if board not in BOARDS:
         raise BuildError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
@@ -183,9 +198,11 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     platform = spec.make_platform()
+    clock_mhz = spec.default_clock_mhz if clock_mhz is None else clock_mhz
+    pll_hz = None if clock_mhz is None else clock_mhz * 1e6
     try:
-        top = PlatformTop(config, baud=baud)
-        cpb = top.clocks_per_bit(platform.default_clk_frequency)
+        clock_hz = chip_clock(platform, pll_hz)
+        cpb = uart_divisor(clock_hz, baud)
     except ValueError as e:
         raise BuildError(f"{board}: {e}") from None
     env = dict(os.environ)
@@ -200,8 +217,8 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"  # the UP5K's 8 SB_MAC16s for the MXM and VXM multipliers
     progress(f"{board}: elaborating config {config.name} ({config.lanes} lanes) at "
-             f"{platform.default_clk_frequency / 1e6:g} MHz, UART {baud} baud ({cpb} cycles "
-             f"per bit)")
+             f"{clock_hz / 1e6:g} MHz, UART {baud} baud ({cpb} cycles per bit)")
+    top = PlatformTop(config, baud=baud, clock_hz=pll_hz)
     plan = platform.build(top, name=TOP, build_dir=str(out), do_build=False, **opts)
     plan.extract(str(out))
     for f in (f"{TOP}.json", "report.json", _BITSTREAM[spec.family]):
@@ -257,5 +274,5 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
         util = {k: (v["used"], v["available"]) for k, v in data.get("utilization", {}).items()}
         fmax = min((v["achieved"] for v in data.get("fmax", {}).values()), default=None)
     seconds["total"] = time.perf_counter() - t0
-    return BuildResult(board, config.name, bitstream, platform.default_clk_frequency / 1e6,
-                       baud, fmax, util, seconds)
+    return BuildResult(board, config.name, bitstream, clock_hz / 1e6, baud, fmax, util,
+                       seconds)

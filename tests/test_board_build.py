@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from hdl.board import PlatformTop
+from hdl.board import PlatformTop, chip_clock, ecp5_pll_settings, uart_divisor
 from openlpu.boards import BOARDS, DoesNotFit, build_bitstream, parse_utilisation
 from openlpu.config import PRESETS
 
@@ -48,12 +48,23 @@ def test_platform_top_elaborates_with_the_uart_on_the_usb_serial_pins(board):
     assert "openlpu_board.il" in files
 
 
+def test_ulx3s_clock_comes_from_a_pll_and_the_icebreaker_has_none():
+    platform = BOARDS["ulx3s-85f"].make_platform()
+    assert chip_clock(platform, 12.5e6) == 12.5e6
+    top = PlatformTop(TINY, baud=115200, clock_hz=12.5e6)
+    rtlil = platform.build(top, name="openlpu_board", do_build=False).files["openlpu_board.il"]
+    assert "cell \\EHXPLLL" in rtlil and "parameter \\CLKOP_DIV 32" in rtlil
+    with pytest.raises(ValueError, match="only supported on ECP5 boards"):
+        chip_clock(BOARDS["icebreaker"].make_platform(), 6e6)
+    assert ecp5_pll_settings(25e6, 20e6) == (5, 4, 20, 20e6)
+
+
 def test_baud_rate_must_divide_the_board_clock():
-    top = PlatformTop(TINY, baud=1_000_000)
-    assert top.clocks_per_bit(25e6) == 25
-    assert top.clocks_per_bit(12e6) == 12
+    assert uart_divisor(25e6, 1_000_000) == 25
+    assert uart_divisor(12e6, 1_000_000) == 12
+    assert uart_divisor(25e6, 115200) == 217
     with pytest.raises(ValueError, match="3000000 baud does not fit a 25 MHz clock: 8.33"):
-        PlatformTop(TINY, baud=3_000_000).clocks_per_bit(25e6)
+        uart_divisor(25e6, 3_000_000)
     with pytest.raises(ValueError, match="baud must be a positive integer"):
         PlatformTop(TINY, baud=0)
 

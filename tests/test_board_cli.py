@@ -103,4 +103,8 @@ def test_build_refuses_a_baud_rate_the_clock_cannot_make(capsys, tmp_path):
     code, _, err = run(capsys, "build", "--board", "ulx3s-85f", "--baud", "3000000", "--out",
                        str(tmp_path))
     assert code == 1
-    assert "ulx3s-85f: 3000000 baud does not fit a 25 MHz clock" in err
+    assert "ulx3s-85f: 3000000 baud does not fit a 12.5 MHz clock" in err  # the default PLL
+    code, _, err = run(capsys, "build", "--board", "ulx3s-85f", "--clock-mhz", "16", "--out",
+                       str(tmp_path))
+    assert code == 1
+    assert "an ECP5 PLL cannot make 16 MHz from 25 MHz within 1 % (nearest" in err

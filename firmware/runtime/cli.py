@@ -91,7 +91,8 @@ def _cmd_build(args) -> int:
     config = get_config(args.config or spec.default_config)
     out = args.out or f"build/boards/{args.board}-{config.name}"
     try:
-        result = build_bitstream(args.board, config, out, baud=args.baud, timeout=args.timeout,
+        result = build_bitstream(args.board, config, out, baud=args.baud,
+                                 clock_mhz=args.clock_mhz, timeout=args.timeout,
                                  progress=lambda line: print(line, file=sys.stderr, flush=True))
     except DoesNotFit as e:
         if args.json:
@@ -112,6 +113,9 @@ def _cmd_build(args) -> int:
     for name, (used, available) in sorted(result.utilisation.items()):
         if used:
             print(f"  {name:<16} {used:>7,} / {available:<7,} {100 * used / available:5.1f} %")
+    if not result.timing_met:
+        print(f"openlpu: warning: timing not met: Fmax {fmax} is below the {result.clock_mhz:g} "
+              f"MHz clock; rebuild with a lower --clock-mhz", file=sys.stderr)
     return 0
 
 
@@ -158,6 +162,9 @@ def add_parsers(sub) -> None:
     build.add_argument("--out", help="build directory (default build/boards/BOARD-CONFIG)")
     build.add_argument("--baud", type=int, default=DEFAULT_BAUD,
                        help=f"UART baud rate (default {DEFAULT_BAUD})")
+    build.add_argument("--clock-mhz", type=float,
+                       help="chip clock from a PLL (ECP5 boards; default 12.5 on the ULX3S; "
+                            "the iCEBreaker runs at its 12 MHz oscillator)")
     build.add_argument("--timeout", type=float, default=600.0,
                        help="stop the tools after this many seconds (default 600)")
     build.add_argument("--json", action="store_true")
