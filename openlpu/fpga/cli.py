@@ -80,7 +80,7 @@ def run(args) -> int:
         config = get_config(args.config)
         result = synthesize(config, args.target, top=args.top, out_dir=args.out,
                             freq_mhz=args.freq, dsp=not args.no_dsp, hierarchy=args.hierarchy,
-                            place=not args.no_pnr, timeout_s=args.timeout,
+                            place=not args.no_pnr, timeout_s=args.timeout, router=args.router,
                             progress=None if args.quiet else progress)
         status = 0
     except DoesNotFit as e:
@@ -122,6 +122,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR",
                    help="directory for the tools' files (default build/fpga/CONFIG-TARGET-TOP)")
     p.add_argument("--no-dsp", action="store_true", help="keep multipliers in LUTs")
+    p.add_argument("--router", choices=["router1", "router2"],
+                   help="nextpnr router (default router1; router2 is much faster on a large "
+                        "congested ECP5 design)")
     p.add_argument("--hierarchy", action="store_true",
                    help="yosys only, hierarchy kept: resources per instance")
     p.add_argument("--no-pnr", action="store_true", help="stop after yosys")

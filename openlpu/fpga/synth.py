@@ -40,6 +40,9 @@ from .wrapper import PINS, TOP, parse_ports, submodules, wrapper_verilog
 __all__ = ["DoesNotFit", "SynthError", "SynthResult", "design_name", "synthesize",
            "tool_command"]
 
+#: nextpnr's routers (``--router``).
+ROUTERS = ("router1", "router2")
+
 #: Seconds between "still running" progress lines of a long tool run.
 HEARTBEAT_S = 30.0
 
@@ -94,6 +97,7 @@ class SynthResult:
     logic_cells_available: int | None = None
     over: list = field(default_factory=list)
     dsp_mapping: bool = True
+    router: str | None = None
     wrapper_ffs: int = 0
     yosys_counts: dict = field(default_factory=dict)
     yosys_cells: dict = field(default_factory=dict)
@@ -225,7 +229,7 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
                timeout_s: float | None = None,
                progress: Callable[[str], None] | None = None,
                cache_dir: Path | str = "build/rtl/verilog",
-               verilog: Path | str | None = None) -> SynthResult:
+               verilog: Path | str | None = None, router: str | None = None) -> SynthResult:
     """Synthesise ``top`` of ``config`` for ``target`` and report resources and Fmax.
 
     Parameters
@@ -260,6 +264,9 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
         A file :func:`hdl.verilog.cached_verilog` returned earlier for the same config and
         top, to use instead of asking the cache again: several runs of one table then
         synthesise the same RTL even while its sources are being edited.
+    router : str, optional
+        nextpnr's ``--router`` (``router1``, its default, or ``router2``, which routes a large,
+        congested ECP5 design much sooner).
 
     Raises
     ------
@@ -278,6 +285,8 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
     freq = float(freq_mhz if freq_mhz is not None else config.clock_mhz)
     if not freq > 0:
         raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
+    if router not in (None, *ROUTERS):
+        raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     suffix = ("" if dsp else "-nodsp") + ("-hier" if hierarchy else "")
     out = Path(out_dir or f"build/fpga/{config.name}-{device.name}-{top}{suffix}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -300,7 +309,7 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
                timeout_s)
         if place:
             _nextpnr(result, st, nextpnr, config, device, top, out, freq, instances,
-                     timeout_s)
+                     timeout_s, router)
     except DoesNotFit:
         _save(result, out)
         raise
@@ -415,7 +424,7 @@ def _fail_if_over(result: SynthResult, over: list[reports.Overflow], device: Dev
 
 def _nextpnr(result: SynthResult, st: _Stages, nextpnr: str, config: ChipConfig,
              device: Device, top: str, out: Path, freq: float, instances: frozenset[str],
-             timeout_s: float | None):
+             timeout_s: float | None, router: str | None):
     """Place and route; resources, Fmax and critical path from the report JSON."""
     fam = device.family
     result.stage = "nextpnr"
@@ -425,8 +434,11 @@ def _nextpnr(result: SynthResult, st: _Stages, nextpnr: str, config: ChipConfig,
     result.tools["nextpnr"] = reports.nextpnr_version(version_file.read_text(errors="replace"))
     cmd = [nextpnr, "-q", *device.nextpnr_args, *fam.nextpnr_options, "--json", "netlist.json",
            "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", "1",
-           "--report", "report.json", "-l", "nextpnr.log"]
-    st.say(f"nextpnr: {' '.join(device.nextpnr_args)} --freq {freq:g} "
+           "--report", "report.json", "-l", "nextpnr.log",
+           *(["--router", router] if router else [])]
+    result.router = router
+    st.say(f"nextpnr: {' '.join(device.nextpnr_args)} --freq {freq:g}"
+           f"{f' --router {router}' if router else ''} "
            f"(log: {out / 'nextpnr.log'})")
     rc = st.run("nextpnr", cmd, out, out / "nextpnr.log", timeout_s)
     log = (out / "nextpnr.log").read_text(errors="replace")

@@ -58,6 +58,8 @@ def markdown(rows: list[dict]) -> str:
                 f"{o['label']} {o['needed'] / o['available'] * 100:.0f} %" for o in r["over"]))
             notes.append("counts from yosys" if r["stage"] == "yosys"
                          else "nextpnr could not place")
+        if r.get("router"):
+            notes.append(f"nextpnr --router {r['router']}")
         if r.get("critical_path") and r["fits"]:
             cp = r["critical_path"]
             notes.append(f"critical path {cp['delay_ns']:.1f} ns via "
@@ -114,7 +116,8 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
 
 
 def run_one(config_name: str, target: str, verilog, *, reuse: bool,
-            hierarchy: bool = False, timeout_s: float | None = None, progress=None) -> dict:
+            hierarchy: bool = False, timeout_s: float | None = None, progress=None,
+            router: str | None = None) -> dict:
     """One table row: a :meth:`SynthResult.to_dict`, reused or measured.
 
     ``verilog()`` returns the chip's Verilog (from :func:`hdl.verilog.cached_verilog`); with
@@ -133,7 +136,7 @@ def run_one(config_name: str, target: str, verilog, *, reuse: bool,
     try:
         result: SynthResult = synthesize(config, target, out_dir=out, hierarchy=hierarchy,
                                          timeout_s=timeout_s, progress=progress,
-                                         verilog=verilog())
+                                         verilog=verilog(), router=router)
     except DoesNotFit as e:
         result = e.result
     except SynthError as e:
@@ -162,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--breakdown", nargs="*", metavar="CONFIG:TARGET",
                    help="per-instance tables (hierarchical yosys runs) for these pairs")
     p.add_argument("--timeout", type=float, metavar="SEC", help="stop a tool after SEC s")
+    p.add_argument("--router", choices=["router1", "router2"], default="router2",
+                   help="nextpnr router on ECP5 targets (default router2: router1 took over "
+                        "half an hour without converging on the ice40 preset on the 85F)")
     args = p.parse_args(argv)
 
     def progress(line: str):
@@ -171,7 +177,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # One Verilog file per config for every run of this table, even if the RTL sources change
     # meanwhile: the rows stay comparable and the ECP5 targets share one yosys netlist.
+    # With --reuse, a config keeps the RTL of its reused rows while that file is still in the
+    # cache, so that a table finished in several runs describes one RTL per config.
     verilog = {}
+    if args.reuse:
+        for out in Path("build/fpga").glob("*/result.json"):
+            old = json.loads(out.read_text())
+            path = Path("build/rtl/verilog") / str(old.get("verilog"))
+            if old.get("top") == "chip" and path.exists():
+                verilog.setdefault(old["config"], path)
 
     def verilog_of(name: str) -> Path:
         if name not in verilog:
@@ -183,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, target in pairs:
         progress(f"== {name} on {target}")
+        router = args.router if get_device(target).family.name == "ecp5" else None
         rows.append(run_one(name, target, lambda n=name: verilog_of(n), reuse=args.reuse,
-                            timeout_s=args.timeout, progress=progress))
+                            timeout_s=args.timeout, progress=progress, router=router))
     docs = Path(args.docs)
     text = replace_between(docs.read_text(), BEGIN, END, markdown(rows))
     if args.breakdown:
