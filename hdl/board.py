@@ -70,16 +70,20 @@ class BoardTop(wiring.Component):
     uart_tx: Out(1, init=1)
 
     def __init__(self, config: ChipConfig, *, clocks_per_bit: int, timeout: int | None = None):
-        if not isinstance(config, ChipConfig):
-            raise TypeError(f"config must be a ChipConfig, not {config!r}")
         self._config = config
-        self._cpb = _check_divisor(clocks_per_bit)
+        self._cpb = _check_divisor(clocks_per_bit, self)
         self._timeout = default_timeout(clocks_per_bit) if timeout is None else timeout
-        if isinstance(self._timeout, bool) or not isinstance(self._timeout, int):
-            raise TypeError(f"timeout must be an integer, not {timeout!r}")
-        if self._timeout < 20 * clocks_per_bit:
-            raise ValueError(f"timeout must be at least two byte times ({20 * clocks_per_bit} "
-                             f"cycles), not {self._timeout}")
+        error = None
+        if not isinstance(config, ChipConfig):
+            error = TypeError(f"config must be a ChipConfig, not {config!r}")
+        elif isinstance(self._timeout, bool) or not isinstance(self._timeout, int):
+            error = TypeError(f"timeout must be an integer, not {timeout!r}")
+        elif self._timeout < 20 * clocks_per_bit:
+            error = ValueError(f"timeout must be at least two byte times ({20 * clocks_per_bit} "
+                               f"cycles), not {self._timeout}")
+        if error is not None:
+            self._MustUse__silence = True  # never built: no "never used" warning
+            raise error
         super().__init__()
 
     @property

@@ -105,10 +105,14 @@ class Bridge(wiring.Component):
     def __init__(self, *, timeout: int, clocks_per_bit: int = 0, fifo_depth: int = 16):
         for name, value, low in (("timeout", timeout, 16), ("clocks_per_bit", clocks_per_bit, 0),
                                  ("fifo_depth", fifo_depth, 2)):
+            error = None
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if value < low:
-                raise ValueError(f"{name} must be at least {low}, not {value}")
+                error = TypeError(f"{name} must be an integer, not {value!r}")
+            elif value < low:
+                error = ValueError(f"{name} must be at least {low}, not {value}")
+            if error is not None:
+                self._MustUse__silence = True  # never built: no "never used" warning
+                raise error
         self._timeout = timeout
         self._cpb = clocks_per_bit
         self._fifo_depth = fifo_depth

@@ -19,7 +19,18 @@ MIN_CLOCKS_PER_BIT = 4
 MAX_CLOCKS_PER_BIT = 1 << 24
 
 
-def _check_divisor(clocks_per_bit) -> int:
+def _check_divisor(clocks_per_bit, owner=None) -> int:
+    """``clocks_per_bit`` if valid; else raises, and a half-made ``owner`` (an Elaboratable)
+    is marked so that it gives no "created but never used" warning."""
+    try:
+        return _divisor(clocks_per_bit)
+    except (TypeError, ValueError):
+        if owner is not None:
+            owner._MustUse__silence = True
+        raise
+
+
+def _divisor(clocks_per_bit) -> int:
     if isinstance(clocks_per_bit, bool) or not isinstance(clocks_per_bit, int):
         raise TypeError(f"clocks_per_bit must be an integer, not {clocks_per_bit!r}")
     if not MIN_CLOCKS_PER_BIT <= clocks_per_bit <= MAX_CLOCKS_PER_BIT:
@@ -54,7 +65,7 @@ class UartTx(wiring.Component):
     tx: Out(1, init=1)
 
     def __init__(self, *, clocks_per_bit: int):
-        self._cpb = _check_divisor(clocks_per_bit)
+        self._cpb = _check_divisor(clocks_per_bit, self)
         super().__init__()
 
     @property
@@ -126,7 +137,7 @@ class UartRx(wiring.Component):
     overrun: Out(1)
 
     def __init__(self, *, clocks_per_bit: int):
-        self._cpb = _check_divisor(clocks_per_bit)
+        self._cpb = _check_divisor(clocks_per_bit, self)
         super().__init__()
 
     @property

@@ -159,7 +159,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
                     baud: int = DEFAULT_BAUD, clock_mhz: float | None = None,
-                    timeout: float = 600.0,
+                    timeout: float = 1800.0,
                     progress: Callable[[str], None] = print) -> BuildResult:
     """Synthesise, place, route and pack ``config`` for ``board``.
 

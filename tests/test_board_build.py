@@ -84,7 +84,7 @@ def test_default_config_synthesises_and_fits_or_says_what_is_short(board, tmp_pa
     need_tools(spec.family)
     config = PRESETS[spec.default_config]
     try:
-        result = build_bitstream(board, config, tmp_path, timeout=600)
+        result = build_bitstream(board, config, tmp_path, timeout=1200)
     except DoesNotFit as e:
         assert e.over and all(u is None or u > a for u, a in e.over.values())
         assert f"config {config.name!r} does not fit the {board}: needs" in str(e)
@@ -95,7 +95,7 @@ def test_default_config_synthesises_and_fits_or_says_what_is_short(board, tmp_pa
 @pytest.mark.slow
 def test_small_config_bitstream_for_the_ulx3s(tmp_path):
     need_tools("ecp5")
-    result = build_bitstream("ulx3s-85f", TINY, tmp_path, timeout=600)
+    result = build_bitstream("ulx3s-85f", TINY, tmp_path, timeout=1200)
     assert result.bitstream.name == "openlpu_board.bit"
     assert result.bitstream.stat().st_size > 100_000
     assert result.fmax_mhz is not None and result.utilisation["TRELLIS_COMB"][0] > 0

@@ -165,8 +165,8 @@ def add_parsers(sub) -> None:
     build.add_argument("--clock-mhz", type=float,
                        help="chip clock from a PLL (ECP5 boards; default 12.5 on the ULX3S; "
                             "the iCEBreaker runs at its 12 MHz oscillator)")
-    build.add_argument("--timeout", type=float, default=600.0,
-                       help="stop the tools after this many seconds (default 600)")
+    build.add_argument("--timeout", type=float, default=1800.0,
+                       help="stop the tools after this many seconds (default 1800)")
     build.add_argument("--json", action="store_true")
     build.set_defaults(func=_cmd_build)
 
