@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import time
 
-from .errors import TransportError
+from .errors import BoardTimeout, TransportError
 
 __all__ = ["Transport", "SerialTransport"]
 
@@ -117,8 +117,6 @@ class SerialTransport(Transport):
             self._port.write(data)
             self._port.flush()
         except self._serial.SerialTimeoutException:
-            from .errors import BoardTimeout
-
             raise BoardTimeout(f"{self.name}: could not send {len(data)} bytes within "
                                f"{self._port.write_timeout} s (flow control?)") from None
         except (self._serial.SerialException, OSError) as e:
