@@ -17,7 +17,18 @@ chip cycle ``D + superlanes - 2``, where ``D`` is the first cycle by which every
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    DomainRenamer,
+    Module,
+    Mux,
+    ResetInserter,
+    ResetSignal,
+    Signal,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,7 +43,7 @@ from openlpu.hostmap import (
     SRAM_BASE,
     HostMap,
 )
-from openlpu.isa import SPECIAL_FUNCTION_QUEUE, Opcode
+from openlpu.isa import Opcode
 
 from .icu import Icu
 from .instruction import instruction_layout, latency_table
@@ -91,7 +102,23 @@ class Chip(wiring.Component):
             "bus_rdata": Out(32), "bus_rvalid": Out(1),
         })
 
-    def elaborate(self, platform):  # noqa: C901 - one floorplan, read top to bottom
+    def elaborate(self, platform):
+        # The floorplan runs in a local domain whose reset is ``rst`` delayed by one register.
+        # Every register's next-state logic depends on its reset; with ``rst`` straight from
+        # the input port, all of it sits on a combinational path from an input, which
+        # Verilator re-evaluates at every input change (both clock edges), about half of its
+        # run time. A registered reset is also what an FPGA wants (no fan-out of a pin to
+        # every flip-flop). The core leaves reset one cycle after ``rst`` falls; at power-up
+        # every register already holds its initial value, so the delay register starts at 0.
+        m = Module()
+        m.domains.core = core = ClockDomain("core", local=True)
+        rst_q = Signal(reset_less=True)
+        m.d.sync += rst_q.eq(ResetSignal("sync"))
+        m.d.comb += [core.clk.eq(ClockSignal("sync")), core.rst.eq(rst_q)]
+        m.submodules.core = DomainRenamer("core")(self._floorplan())
+        return m
+
+    def _floorplan(self) -> Module:  # noqa: C901 - one floorplan, read top to bottom
         m = Module()
         cfg = self.config
         hm = self.hostmap
@@ -180,7 +207,7 @@ class Chip(wiring.Component):
                     qi = queue_of[f"vxm{alu}"]
                     for k in range(sl):
                         tile = ResetInserter(start)(VxmAluTile(
-                            cfg, special=f"vxm{alu}" == SPECIAL_FUNCTION_QUEUE))
+                            cfg, special=cfg.vxm_alu_has_special(alu)))
                         m.submodules[f"vxm{alu}_sl{k}"] = tile
                         issue, instr = tile_instr(qi, k)
                         m.d.comb += [tile.issue.eq(issue), tile.instr.eq(instr)]

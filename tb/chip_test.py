@@ -32,6 +32,7 @@ async def run_programs(dut):
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
+    await ClockCycles(dut.clk, 1)  # the chip's core leaves reset a cycle after rst
     bus = HostBus(CocotbPorts(dut, CLOCK_PERIOD_NS), config)
     await bus.check_identity()
     results = []
