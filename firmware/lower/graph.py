@@ -1,0 +1,284 @@
+"""Tensor-level lowering: the :class:`~sim_models.transformer.ops.IntOps` vocabulary on SRAM
+tensors.
+
+:class:`LayerGraph` offers one method per instruction kind of the integer reference
+(``vxm`` for ADD/SUB/ADDS/MUL/MAX/SEL/SHRR/CVT/REQ/EXP/RECIP/RSQRT/GELU/SILU, ``reduce`` for
+the ADD/MAX lane reductions, ``permute``, ``mxm`` for ABC). Each takes :class:`Tensor` operands
+(and NumPy constants, broadcast like the reference broadcasts them), allocates its result,
+places every word's instructions with a :class:`~firmware.lower.placer.Placer` and records the
+result under the reference's trace name, so that the final SRAM can be compared with the
+reference tensor by tensor.
+
+Broadcasting: a tensor operand either has the result's word layout (same words, same lanes)
+or is a replicated per-row scalar (a reduction result). A constant operand becomes a
+REQ/VXM immediate when it is one value that fits, and otherwise constant words laid out like
+the result (deduplicated, so a per-channel vector costs one word per column tile).
+
+Lane reductions: padding lanes are replaced by the identity (``SEL`` against a constant lane
+mask), the row's words are combined with the VXM op, and ``log2 L`` butterfly steps
+(``PERMUTE`` by a lane rotation, then the op) leave the result in every lane. Wrapping ``ADD``
+and ``MAX`` are associative and commutative, so the result equals the reference's tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from openlpu.config import ChipConfig
+from openlpu.isa import Opcode
+
+from .alloc import SramPlan, Tensor
+from .elementwise import Word, permute_word, vxm_word
+from .errors import LoweringError
+from .layout import Layout
+from .matmul import MxmBlock, run_blocks
+from .placer import Placer
+
+__all__ = ["LayerGraph", "OpRecord"]
+
+INT32_MIN = -(1 << 31)
+#: Ops whose ``b`` operand may be an immediate (``bimm``).
+_NO_B = {Opcode.CVT, Opcode.EXP, Opcode.RECIP, Opcode.RSQRT, Opcode.GELU, Opcode.SILU,
+         Opcode.MOV}
+
+
+@dataclass
+class OpRecord:
+    """One lowered op: its trace name, instruction kind, result tensor and useful MACs."""
+
+    name: str
+    kind: str
+    tensor: Tensor
+    macs: int = 0
+
+
+def _imm_ok(value: int, bits: int, opcode: Opcode) -> bool:
+    if opcode in (Opcode.SHRR, Opcode.SHL, Opcode.SHR, Opcode.SHRU):
+        return 0 <= value < bits
+    if opcode is Opcode.REQ or bits == 32:
+        return -(1 << 23) <= value < (1 << 23)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return lo <= value <= hi
+
+
+class LayerGraph:
+    """Lowers ops one by one into one program for ``config`` (see the module docstring);
+    ``plan`` holds the SRAM addresses, ``pl`` the timetable, ``records`` the lowered ops."""
+
+    def __init__(self, config: ChipConfig):
+        self.config = config
+        self.L = config.lanes
+        self.plan = SramPlan(config)
+        self.pl = Placer(config)
+        self.records: dict[str, OpRecord] = {}
+        self.inputs: dict[str, Tensor] = {}
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _slices(self, *tensors: Tensor) -> set[str]:
+        out: set[str] = set()
+        for t in tensors:
+            for g in np.unique(t.gid[t.gid >= 0]):
+                out.update(self.plan.groups[int(g)])
+        return out
+
+    def _record(self, name: str, kind: str, t: Tensor, macs: int = 0) -> Tensor:
+        if name in self.records:
+            raise LoweringError(f"op name {name!r} is used twice")
+        self.records[name] = OpRecord(name, kind, t, macs)
+        return t
+
+    def word(self, t: Tensor, r: int, j: int) -> Word:
+        """Word ``(r, j)`` of ``t`` as an operand."""
+        return Word(int(t.gid[r, j]), int(t.addr[r, j]), int(t.ready[r, j]))
+
+    def scratch(self, bits: int, avoid: set[str], what: str) -> tuple[int, int]:
+        """A fresh word for an intermediate value nobody compares."""
+        return self.plan.scratch(bits, avoid, what)
+
+    def input(self, name: str, bits: int, layout: Layout) -> Tensor:
+        """A tensor the host writes before the run (see :meth:`SramPlan.bind`)."""
+        t = self.plan.tensor(name, bits, layout)
+        self.inputs[name] = t
+        return t
+
+    def const(self, name: str, bits: int, layout: Layout, values,
+              avoid: set[str] = frozenset()) -> Tensor:
+        """Constant words holding ``values`` in ``layout``."""
+        return self.plan.const_tensor(name, bits, layout, values, avoid)
+
+    def _operand_words(self, t: Tensor, out: Layout) -> dict[tuple[int, int], tuple[int, int]]:
+        """Output word -> word of ``t`` (same lanes, or a replicated per-row scalar)."""
+        shape = out.shape
+        try:
+            orow = np.broadcast_to(t.layout.mrow, shape).reshape(-1)
+            ocol = np.broadcast_to(t.layout.mcol, shape).reshape(-1)
+        except ValueError as e:
+            raise LoweringError(f"operand {t.name} of shape {t.layout.shape} does not "
+                                f"broadcast to {shape}") from e
+        mrow, mcol = out.mrow.reshape(-1), out.mcol.reshape(-1)
+        if not t.layout.replicated and not (ocol % self.L == mcol % self.L).all():
+            raise LoweringError(f"operand {t.name}: its lanes do not line up with the result")
+        okey = orow * t.layout.tiles + ocol // self.L
+        key = mrow * out.tiles + mcol // self.L
+        first: dict[int, int] = {}
+        for k, o in zip(key.tolist(), okey.tolist(), strict=True):
+            if first.setdefault(k, o) != o:
+                raise LoweringError(f"operand {t.name}: one result word needs two of its "
+                                    f"words")
+        return {divmod(k, out.tiles): divmod(o, t.layout.tiles) for k, o in first.items()}
+
+    # --- element-wise ----------------------------------------------------------------------
+
+    def vxm(self, name: str, opcode: Opcode, bits: int, a, b=None, cond=None, *,
+            stype_bits: int | None = None, shift: int = 0, out: Tensor | None = None,
+            kind: str | None = None) -> Tensor:
+        """One VXM instruction kind applied to every word of the result.
+
+        ``a``, ``b``, ``cond`` (SEL's condition) are tensors or constants; the result takes
+        the layout of the first non-replicated tensor operand (or of ``out``, a tensor to
+        write into, e.g. a KV-cache row).
+        """
+        sbits = bits if stype_bits is None else stype_bits
+        if opcode is Opcode.REQ:
+            sbits = 32
+        given = {"a": a, "b": b, "c": cond}
+        tensors = {f: v for f, v in given.items() if isinstance(v, Tensor)}
+        if out is not None:
+            layout = out.layout
+        else:
+            ts = sorted(tensors.values(), key=lambda t: t.layout.replicated)
+            shape = np.broadcast_shapes(*(t.layout.shape for t in ts),
+                                        *(np.shape(v) for f, v in given.items()
+                                          if v is not None and f not in tensors))
+            base = ts[0].layout
+            if base.shape != shape:
+                raise LoweringError(f"{name}: result shape {shape} differs from its first "
+                                    f"operand's {base.shape}")
+            layout = base
+        avoid = self._slices(*tensors.values())
+        imm = None
+        consts: dict[str, Tensor] = {}
+        for f, v in given.items():
+            if v is None or f in tensors:
+                continue
+            arr = np.asarray(v, np.int64)
+            if (f == "b" and arr.ndim == 0 and opcode not in _NO_B
+                    and _imm_ok(int(arr), sbits, opcode)):
+                imm = int(arr)
+                continue
+            cb = 32 if opcode is Opcode.REQ else sbits
+            consts[f] = self.const(f"{name}.{f}", cb, layout, arr, avoid)
+            avoid |= self._slices(consts[f])
+        res = out if out is not None else self.plan.tensor(name, bits, layout, avoid)
+        maps = {f: self._operand_words(t, layout) for f, t in {**tensors, **consts}.items()}
+        self.pl.op = name
+        for r, j in zip(*np.nonzero(layout.words()), strict=True):
+            ops = {f: self.word(t, *maps[f][(r, j)]) for f, t in {**tensors, **consts}.items()}
+            res.ready[r, j] = vxm_word(self.pl, self.plan, opcode, bits, sbits, ops,
+                                       res.loc(r, j), imm=imm, shift=shift)
+        label = kind or f"{opcode.name}.i{bits}"
+        return self._record(name, label, res)
+
+    # --- lane reductions -------------------------------------------------------------------
+
+    def _rotations(self) -> list[np.ndarray]:
+        L = self.L  # noqa: N806
+        if L & (L - 1):
+            raise LoweringError(f"lane reductions need a power-of-two lane count, config "
+                                f"{self.config.name!r} has {L}")
+        out, s = [], 1
+        while s < L:
+            out.append((np.arange(L) + s) % L)
+            s *= 2
+        return out
+
+    def reduce(self, name: str, opcode: Opcode, x: Tensor) -> Tensor:
+        """``ADD``/``MAX`` over the last axis of int32 ``x``; the result is replicated."""
+        L = self.L  # noqa: N806
+        ident = 0 if opcode is Opcode.ADD else INT32_MIN
+        layout = x.layout.reduced()
+        res = self.plan.tensor(name, 32, layout, self._slices(x))
+        valid = x.layout.store(1)
+        self.pl.op = name
+        rots = self._rotations()
+        for r in np.unique(layout.mrow):
+            cur: list[Word] = []
+            for j in np.nonzero(x.gid[r] >= 0)[0]:
+                w = self.word(x, int(r), int(j))
+                lanes = valid[r, j * L:(j + 1) * L]
+                if not lanes.all():
+                    mask = Word(*self.plan.const_word(32, -lanes, set(self.plan.groups[w.gid])))
+                    avoid = set(self.plan.groups[w.gid]) | set(self.plan.groups[mask.gid])
+                    operands = {"c": mask, "a": w}
+                    imm = None
+                    if ident == 0:
+                        imm = 0
+                    else:
+                        operands["b"] = Word(*self.plan.const_word(32, np.full(L, ident),
+                                                                   avoid))
+                    loc = self.scratch(32, avoid, f"{name} masked word")
+                    w = Word(*loc, vxm_word(self.pl, self.plan, Opcode.SEL, 32, 32, operands,
+                                            loc, imm=imm))
+                cur.append(w)
+            while len(cur) > 1:
+                a, b = cur.pop(0), cur.pop(0)
+                loc = self.scratch(32, set(self.plan.groups[a.gid] + self.plan.groups[b.gid]),
+                                   f"{name} partial")
+                cur.append(Word(*loc, vxm_word(self.pl, self.plan, opcode, 32, 32,
+                                               {"a": a, "b": b}, loc)))
+            acc = cur[0]
+            for k, rot in enumerate(rots):
+                last = k == len(rots) - 1
+                m = Word(*self.plan.const_word(16, rot, set(self.plan.groups[acc.gid])))
+                avoid = set(self.plan.groups[acc.gid] + self.plan.groups[m.gid])
+                loc = self.scratch(32, avoid, f"{name} rotation")
+                rotated = Word(*loc, permute_word(self.pl, self.plan, 32, acc, m, loc))
+                loc = res.loc(int(r), 0) if last else self.scratch(
+                    32, set(self.plan.groups[acc.gid] + self.plan.groups[rotated.gid]),
+                    f"{name} partial")
+                acc = Word(*loc, vxm_word(self.pl, self.plan, opcode, 32, 32,
+                                          {"a": acc, "b": rotated}, loc))
+            if not rots:
+                raise LoweringError("lane reductions need at least 2 lanes")
+            res.ready[r, 0] = acc.ready
+        return self._record(name, f"{opcode.name}.i32 (reduce)", res)
+
+    def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:
+        """SXM ``PERMUTE`` along the last axis: ``out[..., l] = x[..., index[l]]`` (each
+        source element must lie in the same word as its destination)."""
+        L = self.L  # noqa: N806
+        lay = x.layout
+        src = np.take(lay.mcol, np.asarray(index), axis=-1).reshape(-1)
+        mcol, mrow = lay.mcol.reshape(-1), lay.mrow.reshape(-1)
+        if not (src // L == mcol // L).all():
+            raise LoweringError(f"{name}: a permutation across words is not supported")
+        maps: dict[tuple[int, int], np.ndarray] = {}
+        for r, c, s in zip(mrow.tolist(), mcol.tolist(), src.tolist(), strict=True):
+            m = maps.setdefault((r, c // L), np.full(L, -1, np.int64))  # -1: lane 0xFFFF -> 0
+            m[c % L] = s % L
+        res = self.plan.tensor(name, x.bits, lay, self._slices(x))
+        self.pl.op = name
+        for (r, j), lane_map in sorted(maps.items()):
+            w = self.word(x, r, j)
+            m = Word(*self.plan.const_word(16, lane_map, set(self.plan.groups[w.gid])))
+            res.ready[r, j] = permute_word(self.pl, self.plan, x.bits, w, m, res.loc(r, j))
+        return self._record(name, "PERMUTE", res)
+
+    # --- MXM -------------------------------------------------------------------------------
+
+    def mxm(self, name: str, layout: Layout, blocks: list[MxmBlock],
+            out_words: list[list[tuple[int, int]]], macs: int) -> Tensor:
+        """``ABC`` blocks whose output row ``i`` of block ``b`` is word ``out_words[b][i]``
+        (row, tile) of a new int32 tensor with ``layout``."""
+        res = self.plan.tensor(name, 32, layout)
+        for blk, words in zip(blocks, out_words, strict=True):
+            blk.out = [res.loc(r, j) for r, j in words]
+        self.pl.op = name
+        run_blocks(self.pl, self.plan, blocks)
+        for blk, words in zip(blocks, out_words, strict=True):
+            for (r, j), ready in zip(words, blk.ready, strict=True):
+                res.ready[r, j] = ready
+        return self._record(name, "ABC", res, macs)

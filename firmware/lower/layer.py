@@ -1,0 +1,336 @@
+"""Lower a whole integer transformer layer (BERT or Llama) to one OpenLPU program.
+
+:func:`lower_bert_layer` and :func:`lower_llama_layer` replay the layer's forward pass
+(:class:`~sim_models.transformer.IntBertLayer`, :class:`~sim_models.transformer.IntLlamaLayer`)
+op by op on a :class:`~firmware.lower.graph.LayerGraph`: every tensor the reference records
+in its :class:`~sim_models.transformer.Trace` gets SRAM words under the same name, every op
+becomes exactly-timed instructions, and the schedule's length is the exact cycle count the
+golden model (and the RTL) report. The result, a :class:`LoweredLayer`, binds inputs to the
+program and reads the output, the KV cache and every intermediate tensor back from a final
+SRAM image.
+
+Llama layers support prefill (``tokens`` positions into an empty cache) and decode steps
+(``start = cache length``, usually one token): the KV cache lives at the same SRAM addresses
+in every program of one layer and ``capacity``, so the host keeps the SRAM between runs (or
+re-binds the cache with :meth:`LoweredLayer.bind`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware.program import Program
+from openlpu.config import ChipConfig
+from openlpu.isa import Opcode
+
+from .alloc import Tensor
+from .blocks import (
+    KVCache,
+    attention,
+    flat_view,
+    heads_view,
+    linear,
+    linear_t,
+    norm,
+    requant,
+    rope,
+)
+from .errors import LoweringError, QueueDepthError
+from .graph import LayerGraph, OpRecord
+from .layout import Layout, head_columns
+
+__all__ = ["PHASES", "LoweredLayer", "TensorMismatch", "lower_bert_layer",
+           "lower_llama_layer"]
+
+#: The phases of a layer, in the order a layer runs them.
+PHASES = ("norms", "qkv", "attention", "out_proj", "ffn")
+_QKV = {"x8", "q", "k", "v", "q_rope", "k_rope"}
+_OUT_PROJ = {"o", "h1", "h"}
+
+
+def phase_of(name: str) -> str:
+    """The phase (one of :data:`PHASES`) an op belongs to, by its trace name."""
+    head = name.split(".")[0]
+    if name.startswith("ln"):
+        return "norms"
+    if name.startswith("attn."):
+        return "attention"
+    if head in _QKV or name.startswith("rope_"):
+        return "qkv"
+    if head in _OUT_PROJ:
+        return "out_proj"
+    return "ffn"
+
+
+@dataclass(frozen=True)
+class TensorMismatch:
+    """The first op whose tensor differs from the reference (see :meth:`LoweredLayer.compare`)."""
+
+    name: str
+    op: str
+    index: tuple[int, ...]
+    expected: int
+    got: int
+    max_error: int
+    count: int
+
+    def __str__(self) -> str:
+        return (f"{self.name} ({self.op}): {self.count} element(s) differ, first at index "
+                f"{list(self.index)}: got {self.got}, expected {self.expected}; max |error| "
+                f"{self.max_error}")
+
+
+@dataclass
+class LoweredLayer:
+    """A transformer layer lowered to one program, with the figures of its schedule.
+
+    Attributes
+    ----------
+    program : Program
+        The program without inputs; :meth:`bind` adds them.
+    kind : str
+        ``"bert"`` or ``"llama"``.
+    tokens, start : int
+        Tokens computed and the position of the first (the KV cache length before the run).
+    predicted_cycles : int
+        The exact cycle count of a run.
+    op_cycles : dict
+        Trace name -> ``(first cycle, end cycle)`` of the instructions lowered for that op.
+    phases : dict
+        Phase -> ``(first cycle, end cycle)`` over its ops.
+    macs, phase_macs : int, dict
+        Useful multiply-accumulates (the reference's matmul sizes, no padding), in all and per
+        phase.
+    sram_bytes_used : int
+        SRAM bytes the layer's tensors, constants and cache occupy.
+    """
+
+    program: Program
+    config: ChipConfig
+    kind: str
+    tokens: int
+    start: int
+    predicted_cycles: int
+    op_cycles: dict[str, tuple[int, int]]
+    phases: dict[str, tuple[int, int]]
+    macs: int
+    phase_macs: dict[str, int]
+    sram_bytes_used: int
+    graph: LayerGraph = field(repr=False)
+    output_name: str = field(repr=False, default="")
+    cache: KVCache | None = field(repr=False, default=None)
+    input_tensor: Tensor | None = field(repr=False, default=None)
+
+    # --- figures ---------------------------------------------------------------------------
+
+    @property
+    def mxm_utilization(self) -> float:
+        """Useful MACs / (predicted cycles x ``config.macs_per_cycle``)."""
+        return self.macs / (self.predicted_cycles * self.config.macs_per_cycle)
+
+    def phase_utilization(self) -> dict[str, float]:
+        """Per phase: useful MACs / (the phase's cycle span x ``macs_per_cycle``)."""
+        out = {}
+        for ph, (lo, hi) in self.phases.items():
+            out[ph] = self.phase_macs.get(ph, 0) / (max(1, hi - lo) * self.config.macs_per_cycle)
+        return out
+
+    def report(self) -> dict:
+        """The schedule's figures as a dict."""
+        return {
+            "config": self.config.name, "kind": self.kind, "tokens": self.tokens,
+            "start": self.start, "predicted_cycles": self.predicted_cycles,
+            "macs": self.macs, "mxm_utilization": self.mxm_utilization,
+            "phases": {p: {"cycles": c, "macs": self.phase_macs.get(p, 0),
+                           "mxm_utilization": self.phase_utilization()[p]}
+                       for p, c in self.phases.items()},
+            "sram_bytes_used": self.sram_bytes_used,
+            "queue_words": max(len(q) for q in self.program.queues.values()),
+        }
+
+    # --- inputs and outputs ----------------------------------------------------------------
+
+    def bind(self, x, cache=None) -> Program:
+        """The program with the input ``x`` (int32 ``[tokens, hidden]``) and, for a decode
+        step, the KV cache's first ``start`` positions (``(k, v)``, int8
+        ``[kv_heads, >= start, head_dim]``, e.g. ``IntKVCache.k``/``.v`` or
+        :meth:`read_cache`) in its SRAM."""
+        plan = self.graph.plan
+        inits = list(self.program.mem_init) + plan.bind(self.input_tensor, x)
+        if self.start:
+            if cache is None:
+                raise LoweringError(f"this program continues a KV cache of {self.start} "
+                                    f"positions: pass cache=(k, v)")
+            k, v = (np.asarray(a)[:, :self.start] for a in cache)
+            inits += plan.bind(self.cache.k_rows("k", 0, self.start), k)
+            inits += plan.bind(self.cache.v_cols("v", 0, self.start),
+                               v.transpose(1, 0, 2).reshape(self.start, -1))
+        p = self.program
+        return Program(p.config_name, p.config_hash, p.lanes, p.queues, inits, p.outputs,
+                       p.source)
+
+    def read(self, name: str, sram: np.ndarray) -> np.ndarray:
+        """Tensor ``name`` (a trace name) from a final SRAM image, in the reference's shape."""
+        return self.graph.plan.read(self.graph.records[name].tensor, sram)
+
+    def read_output(self, sram: np.ndarray) -> np.ndarray:
+        """The layer's int32 output ``[tokens, hidden]`` (BERT: the wide output)."""
+        return self.read(self.output_name, sram)
+
+    def read_tensors(self, sram: np.ndarray) -> dict[str, np.ndarray]:
+        """Every recorded tensor, by trace name."""
+        return {n: self.read(n, sram) for n in self.graph.records}
+
+    def read_cache(self, sram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The KV cache after the run, int8 ``[kv_heads, start + tokens, head_dim]`` each."""
+        n = self.start + self.tokens
+        plan = self.graph.plan
+        k = plan.read(self.cache.k_rows("k", 0, n), sram)
+        v = plan.read(self.cache.v_cols("v", 0, n), sram)
+        v = v.reshape(n, self.cache.kv_heads, self.cache.dh).transpose(1, 0, 2)
+        return k.astype(np.int8), v.astype(np.int8)
+
+    def compare(self, trace, sram: np.ndarray) -> TensorMismatch | None:
+        """The first op (in the reference's order) whose tensor in ``sram`` differs from the
+        reference ``trace``, or ``None`` when every recorded tensor matches bit for bit."""
+        for name in trace.names():
+            if name not in self.graph.records:
+                continue
+            want = trace[name]
+            got = self.read(name, sram)
+            if got.shape != want.shape:
+                raise LoweringError(f"{name}: lowered shape {got.shape}, reference "
+                                    f"{want.shape}")
+            bad = np.argwhere(got != want)
+            if len(bad):
+                i = tuple(int(v) for v in bad[0])
+                err = np.abs(got.astype(np.int64) - want.astype(np.int64))
+                return TensorMismatch(name, trace.op(name), i, int(want[i]), int(got[i]),
+                                      int(err.max()), len(bad))
+        return None
+
+
+def _finish(g: LayerGraph, kind: str, tokens: int, start: int, out_name: str,
+            x: Tensor, cache: KVCache | None) -> LoweredLayer:
+    cfg = g.config
+    queues = g.pl.builder.queues()
+    longest = max(queues, key=lambda q: len(queues[q]))
+    if len(queues[longest]) > cfg.queue_depth:
+        raise QueueDepthError(
+            f"{kind} layer ({tokens} tokens) on config {cfg.name!r}: queue {longest} needs "
+            f"{len(queues[longest])} instruction words with its END, the queues hold "
+            f"{cfg.queue_depth}", longest, len(queues[longest]), cfg.queue_depth)
+    program = Program(cfg.name, cfg.config_hash, cfg.lanes, queues, list(g.plan.inits), [],
+                      {})
+    op_cycles = {n: tuple(c) for n, c in g.pl.op_cycles.items()}
+    phases: dict[str, list[int]] = {}
+    macs: dict[str, int] = {}
+    for name, (lo, hi) in op_cycles.items():
+        ph = phase_of(name)
+        rng = phases.setdefault(ph, [lo, hi])
+        rng[0], rng[1] = min(rng[0], lo), max(rng[1], hi)
+    rec: OpRecord
+    for rec in g.records.values():
+        macs[phase_of(rec.name)] = macs.get(phase_of(rec.name), 0) + rec.macs
+    return LoweredLayer(program, cfg, kind, tokens, start, g.pl.builder.predicted_cycles(),
+                        op_cycles, {p: tuple(r) for p, r in phases.items()},
+                        sum(macs.values()), macs, g.plan.bytes_used, g, out_name, cache, x)
+
+
+def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
+    """Lower ``layer.forward`` (an :class:`~sim_models.transformer.IntBertLayer`) for
+    ``tokens`` tokens (bidirectional attention; the keys and values stay in SRAM).
+
+    Raises
+    ------
+    SramCapacityError
+        The weights, activations and cache do not fit (bytes needed and available).
+    QueueDepthError
+        A queue's code is longer than ``config.queue_depth``.
+    LoweringError
+        Anything else the chip cannot do (see the message).
+    """
+    c = layer.config
+    g = LayerGraph(config)
+    L = g.L  # noqa: N806
+    nh, dh, hid = c.num_heads, c.head_dim, c.hidden_size
+    hc = head_columns(nh, dh, L)
+    cache = KVCache.allocate(g, nh, dh, tokens)
+    x = g.input("x", 32, Layout.plain((tokens, hid), L))
+    x8 = requant(g, "x8", x, layer.x_in)
+    q = requant(g, "q", linear(g, "q", x8, layer.q.weight, hc, layer.q.bias), layer.q_out)
+    requant(g, "k", linear(g, "k", x8, layer.k.weight, hc, layer.k.bias), layer.k_out,
+            out=flat_view(cache.k_rows("k", 0, tokens), "k"))
+    vt = linear_t(g, "v", x8, layer.v.weight, cache.v_cols("v.acc", 0, tokens).layout, 0, True,
+                  layer.v.bias)
+    requant(g, "v", vt, layer.v_out, out=cache.v_cols("v", 0, tokens))
+    ctx = attention(g, "attn.", heads_view(q, "q.heads", nh, dh), cache, tokens,
+                    np.arange(tokens), layer.attn, causal=False)
+    o = linear(g, "o", flat_view(ctx, "ctx.flat"), layer.o.weight, None, layer.o.bias)
+    h1 = g.vxm("h1", Opcode.ADDS, 32, requant(g, "h1.attn", o, layer.o_res),
+               requant(g, "h1.x", x, layer.x_res))
+    y1, y1_wide = norm(g, "ln1.", h1, layer.ln1)
+    f = linear(g, "ffn_in", y1, layer.ffn_in.weight, None, layer.ffn_in.bias)
+    f = requant(g, "ffn_in.q16", f, layer.ffn_q16)
+    a = requant(g, "ffn.act", g.vxm("ffn.gelu", Opcode.GELU, 32, f), layer.ffn_act)
+    f2 = linear(g, "ffn_out", a, layer.ffn_out.weight, None, layer.ffn_out.bias)
+    h2 = g.vxm("h2", Opcode.ADDS, 32, requant(g, "h2.ffn", f2, layer.ffn_res),
+               requant(g, "h2.y", y1_wide, layer.y1_res))
+    norm(g, "ln2.", h2, layer.ln2)
+    return _finish(g, "bert", tokens, 0, "ln2.beta", x, cache)
+
+
+def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
+                      capacity: int | None = None) -> LoweredLayer:
+    """Lower ``layer.forward`` (an :class:`~sim_models.transformer.IntLlamaLayer`) for
+    ``tokens`` tokens at positions ``start ..`` (prefill: ``start = 0``; a decode step:
+    ``tokens = 1``, ``start`` = the cache length), causal attention over a KV cache of
+    ``capacity`` positions (default ``layer.max_positions``) resident in SRAM.
+
+    Raises as :func:`lower_bert_layer`.
+    """
+    c = layer.config
+    cap = layer.max_positions if capacity is None else capacity
+    if start + tokens > cap:
+        raise LoweringError(f"positions {start}..{start + tokens - 1} exceed the KV cache "
+                            f"capacity {cap}")
+    g = LayerGraph(config)
+    L = g.L  # noqa: N806
+    nh, nkv, dh, hid = c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size
+    cache = KVCache.allocate(g, nkv, dh, cap)
+    x = g.input("x", 32, Layout.plain((tokens, hid), L))
+    pos = np.arange(start, start + tokens)
+    xn, _ = norm(g, "ln_attn.", x, layer.ln_attn)
+    q = requant(g, "q", linear(g, "q", xn, layer.q.weight, head_columns(nh, dh, L)),
+                layer.q_out)
+    k = requant(g, "k", linear(g, "k", xn, layer.k.weight, head_columns(nkv, dh, L)),
+                layer.k_out)
+    merge = start > 0
+    v_into = cache.v_cols("v", start, tokens)
+    vt = linear_t(g, "v", xn, layer.v.weight, v_into.layout, start, not merge)
+    if merge:
+        v_new = requant(g, "v", vt, layer.v_out)
+        cond = np.full(v_into.layout.shape, -1, np.int64)
+        g.vxm("v.append", Opcode.SEL, 8, v_new, v_into, cond, out=cache.v_cols("v.append",
+                                                                               start, tokens))
+    else:
+        requant(g, "v", vt, layer.v_out, out=v_into)
+    qr = rope(g, "rope_q.", heads_view(q, "q.heads", nh, dh), pos, layer.rope)
+    qr = requant(g, "q_rope", qr, layer.q_rope)
+    kr = rope(g, "rope_k.", heads_view(k, "k.heads", nkv, dh), pos, layer.rope)
+    requant(g, "k_rope", kr, layer.k_rope, out=cache.k_rows("k_rope", start, tokens))
+    ctx = attention(g, "attn.", qr, cache, start + tokens, pos, layer.attn, causal=True)
+    o = linear(g, "o", flat_view(ctx, "ctx.flat"), layer.o.weight)
+    h = g.vxm("h", Opcode.ADDS, 32, requant(g, "h.attn", o, layer.o_res),
+              requant(g, "h.x", x, layer.x_res))
+    hn, _ = norm(g, "ln_ffn.", h, layer.ln_ffn)
+    gq = requant(g, "gate.q16", linear(g, "gate", hn, layer.gate.weight), layer.gate_q16)
+    gs = g.vxm("ffn.silu", Opcode.SILU, 32, gq)
+    u = requant(g, "up.scaled", linear(g, "up", hn, layer.up.weight), layer.up_scaled)
+    a = g.vxm("ffn.act", Opcode.REQ, 8, gs, u, shift=layer.act_shift)
+    d = linear(g, "down", a, layer.down.weight)
+    g.vxm("out", Opcode.ADDS, 32, requant(g, "out.ffn", d, layer.down_res),
+          requant(g, "out.h", h, layer.h_res))
+    return _finish(g, "llama", tokens, start, "out", x, cache)

@@ -1,0 +1,178 @@
+"""Matmuls whose operands are already in SRAM: weight rows and input vectors are SRAM words.
+
+The generalisation of :mod:`firmware.lower.scheduler` for a layer: a weight row may be any
+int8 word (a constant weight row, a cached key, a row of ``V.T``, a row of activations) and
+the int32 accumulators go straight from ``ACC`` to the four MEM slices of the output word
+(the layer's ``REQ`` is a separate element-wise op). A :class:`MxmBlock` is one output block:
+``rows`` input vectors times one weight tile per K step; blocks are dealt out to the MXM planes
+and each plane runs the in-order sequence of :mod:`firmware.lower.scheduler`::
+
+    LW* (first tile) | IW  ABC x rows  LW* (next tile)  [ACC x rows after the last K step] | ...
+
+Weight rows are loaded in chunks of rows that sit in different slices (one ``LW`` of
+``count`` rows); rows given as ``None`` are not loaded (their output lanes are padding).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from openlpu.isa import Instruction, Opcode, latency, stream_code
+
+from .alloc import SramPlan
+from .elementwise import Word
+from .placer import Placer
+from .resources import Txn
+
+__all__ = ["MxmBlock", "run_blocks"]
+
+
+@dataclass
+class MxmBlock:
+    """One output block: ``out[i] = sum_kt W_kt @ x[i][kt]`` for each of its rows.
+
+    ``weights[kt][j]`` is the word of weight row ``j`` (output lane ``j``) of K step ``kt``,
+    or ``None``; ``x[i][kt]`` the input word of row ``i``; ``out[i]`` the ``(group,
+    address)`` of its int32 output word. :func:`run_blocks` fills ``ready``.
+    """
+
+    weights: list[list[Word | None]]
+    x: list[list[Word]]
+    out: list[tuple[int, int]]
+    ready: list[int] | None = None
+
+
+def _chunks(plan: SramPlan, rows: list[Word | None], limit: int):
+    """``(first row, words)`` runs of consecutive loaded rows in distinct slices."""
+    run: list[Word] = []
+    first = 0
+    used: set[str] = set()
+    for j, w in enumerate(rows + [None]):
+        s = plan.groups[w.gid][0] if w is not None else None
+        if run and (w is None or s in used or len(run) == limit):
+            yield first, run
+            run, used = [], set()
+        if w is not None:
+            if not run:
+                first = j
+            run.append(w)
+            used.add(s)
+
+
+class _Plane:
+    def __init__(self, pl: Placer, plane: int):
+        self.queue = f"mxm{plane}"
+        self.position = pl.pos[self.queue]
+        self.feed_dir = 1 if self.position < pl.v else 0
+        self.acc_dir = 1 - self.feed_dir
+
+
+def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
+    """Place every block (round-robin over the MXM planes); sets each block's ``ready``."""
+    cfg = pl.config
+    planes = [_Plane(pl, p) for p in range(cfg.mxm_planes)]
+    lat_abc = latency(Opcode.ABC, cfg)
+    limit = min(pl.streams, 63, cfg.lanes)
+    seqs: dict[int, list] = {p: [] for p in range(len(planes))}
+    for b, blk in enumerate(blocks):
+        blk.ready = [0] * len(blk.out)
+        steps = seqs[b % len(planes)]
+        steps.extend((blk, kt) for kt in range(len(blk.weights)))
+
+    def ops(p: int):
+        steps = seqs[p]
+
+        def loads(blk, kt):
+            for j0, words in _chunks(plan, blk.weights[kt], limit):
+                yield ("LW", blk, j0, words)
+        if steps:
+            yield from loads(*steps[0])
+        for i, (blk, kt) in enumerate(steps):
+            yield ("IW",)
+            for row in range(len(blk.x)):
+                yield ("ABC", blk, row, kt)
+            if i + 1 < len(steps):
+                yield from loads(*steps[i + 1])
+            if kt == len(blk.weights) - 1:
+                for row in range(len(blk.x)):
+                    yield ("ACC", blk, row)
+
+    abc_at: dict[tuple[int, int], int] = {}
+
+    def attempt_for(pln: _Plane, op):
+        kind = op[0]
+
+        def attempt(txn: Txn, t: int):
+            if kind == "IW":
+                return txn.slot(pln.queue, t, Instruction(Opcode.IW))
+            if kind == "LW":
+                _, _, j0, words = op
+                for base in pl.bases(1, ("lw", pln.queue)):
+                    if base + len(words) > pl.streams:
+                        continue
+                    m = txn.mark()
+                    instr = Instruction(Opcode.LW, addr=j0, count=len(words),
+                                        a=stream_code(pln.feed_dir, base))
+                    if txn.slot(pln.queue, t, instr) and all(
+                            pl.read(txn, plan.groups[w.gid][0], w.addr, pln.feed_dir,
+                                    base + k, pln.position, t, w.ready)
+                            for k, w in enumerate(words)):
+                        pl.sticky[("lw", pln.queue)] = base
+                        return True
+                    txn.rollback(m)
+                return None
+            if kind == "ABC":
+                _, blk, row, kt = op
+                w = blk.x[row][kt]
+                for base in pl.bases(1, ("abc", pln.queue)):
+                    m = txn.mark()
+                    instr = Instruction(Opcode.ABC, addr=row, accumulate=int(kt > 0),
+                                        a=stream_code(pln.feed_dir, base))
+                    if txn.slot(pln.queue, t, instr) and pl.read(
+                            txn, plan.groups[w.gid][0], w.addr, pln.feed_dir, base,
+                            pln.position, t, w.ready):
+                        pl.sticky[("abc", pln.queue)] = base
+                        return True
+                    txn.rollback(m)
+                return None
+            _, blk, row = op
+            gid, addr = blk.out[row]
+            for base in pl.bases(4, ("acc", pln.queue)):
+                m = txn.mark()
+                instr = Instruction(Opcode.ACC, dst=stream_code(pln.acc_dir, base), addr=row)
+                if txn.slot(pln.queue, t, instr):
+                    ready = pl.write_group(txn, plan.groups[gid], addr, pln.acc_dir, base,
+                                           pln.position, t + 2)
+                    if ready is not None:
+                        pl.sticky[("acc", pln.queue)] = base
+                        return ready
+                txn.rollback(m)
+            return None
+        return attempt
+
+    def earliest(pln: _Plane, op, prev: int) -> int:
+        if op[0] == "ACC":
+            return max(prev + 1, abc_at[(id(op[1]), op[2])] + lat_abc)
+        words = op[3] if op[0] == "LW" else [op[1].x[op[2]][op[3]]] if op[0] == "ABC" else []
+        need = [w.ready + 2 + abs(pl.pos[plan.groups[w.gid][0]] - pln.position) for w in words]
+        return max([prev + 1, *need])
+
+    gens = {p: ops(p) for p in seqs}
+    pending = {p: next(g, None) for p, g in gens.items()}
+    heap = [(earliest(planes[p], op, pl.plane_last.get(planes[p].queue, -1)), p)
+            for p, op in pending.items() if op is not None]
+    heapq.heapify(heap)
+    while heap:
+        e, p = heapq.heappop(heap)
+        pln, op = planes[p], pending[p]
+        t, res = pl.place(e, attempt_for(pln, op), f"{op[0]} of MXM plane {p}")
+        pl.plane_last[pln.queue] = t
+        if op[0] == "ABC":
+            abc_at[(id(op[1]), op[2])] = t
+        elif op[0] == "ACC":
+            op[1].ready[op[2]] = res
+        nxt = next(gens[p], None)
+        if nxt is not None:
+            pending[p] = nxt
+            heapq.heappush(heap, (earliest(pln, nxt, t), p))
