@@ -16,13 +16,13 @@ import numpy as np
 from openlpu.config import ChipConfig
 from openlpu.isa import (
     OPS,
-    SPECIAL_FUNCTION_QUEUE,
     VXM_SPECIAL,
     DType,
     Instruction,
     Opcode,
     Unit,
     latency,
+    missing_feature,
     stream_code,
 )
 
@@ -230,7 +230,9 @@ class _Generator:
 
     def t_vxm(self, cycle: int, n: int) -> bool:
         cfg = self.cfg
-        choices = self.allowed([s.opcode for s in OPS.values() if s.unit is Unit.VXM])
+        # only opcodes some ALU of this config has the hardware for
+        choices = self.allowed([s.opcode for s in OPS.values() if s.unit is Unit.VXM
+                                and missing_feature(s.opcode, "vxm0", cfg) is None])
         if not choices:
             return False
         spec = OPS[choices[int(self.rng.integers(0, len(choices)))]]
@@ -242,8 +244,9 @@ class _Generator:
         if op is Opcode.REQ:
             stype = DType.I32
         alu = f"vxm{self.rng.integers(0, cfg.vxm_alus_per_lane)}"
-        if op in VXM_SPECIAL:
-            alu = SPECIAL_FUNCTION_QUEUE
+        if op in VXM_SPECIAL:  # on one of the ALUs with the special-function unit
+            n = cfg.vxm_special_alus
+            alu = "vxm0" if n == 1 else f"vxm{self.rng.integers(0, n)}"
         if self.b.busy(alu, cycle):
             return False
         fields = {"dtype": dt.value, "stype": stype.value}
@@ -662,6 +665,8 @@ def directed_programs(config: ChipConfig, seed: int = 0,
     out = {}
     for spec in OPS.values():
         if spec.unit is Unit.VXM:
+            if missing_feature(spec.opcode, "vxm0", config):
+                continue  # the config leaves its hardware out (the ISA refuses it)
             out[spec.name] = random_program(config, seed, per_program, ("vxm",), {spec.opcode})
         elif spec.unit is Unit.SXM:
             out[spec.name] = random_program(config, seed, per_program, ("sxm",), {spec.opcode})

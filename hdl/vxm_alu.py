@@ -120,12 +120,15 @@ class VxmAluTile(wiring.Component):
         An opcode's latency is too short for its datapath.
     """
 
-    def __init__(self, config: ChipConfig, *, special: bool = True):
+    def __init__(self, config: ChipConfig, *, special: bool | None = None):
         if not isinstance(config, ChipConfig):
             raise TypeError(f"config must be a ChipConfig, not {config!r}")
-        #: Whether this ALU has the special-function pipelines (only the ALU of queue
-        #: ``openlpu.isa.SPECIAL_FUNCTION_QUEUE`` needs them; elsewhere they are illegal).
-        self.special = bool(special)
+        #: Whether this ALU has the special-function pipelines (the ALUs of the first
+        #: ``config.vxm_special_alus`` queues; elsewhere the opcodes are refused by
+        #: ``openlpu.isa.check_queue_program``). Default: as ALU 0 of ``config``.
+        self.special = config.vxm_alu_has_special(0) if special is None else bool(special)
+        #: Whether this ALU has the MUL / REQ multiplier (``config.vxm_multiplier``).
+        self.multiplier = config.vxm_multiplier
         vxm_ops = {op for op, spec in OPS.items() if spec.unit is Unit.VXM}
         implemented = {op for ops in _GROUP_OPS.values() for op in ops}
         if vxm_ops != implemented:
@@ -175,8 +178,11 @@ class VxmAluTile(wiring.Component):
         flat = bank.as_value()
         streams = []
         for k in range(max(dt.nbytes for dt in DType)):
+            # A valid group is aligned to its width (isa.validate), so byte k of an element
+            # that has one sits on stream index | k: for k > 0 only the streams with those
+            # low bits set are candidates, a much smaller multiplexer than index + k.
             st = Signal(lanes * 8, name=f"s0_{field}_stream{k}")
-            m.d.comb += st.eq(flat.word_select(code.index + k, lanes * 8))
+            m.d.comb += st.eq(flat.word_select(code.index | k, lanes * 8))
             streams.append(st)
         values = []
         for lane in range(lanes):
@@ -226,11 +232,14 @@ class VxmAluTile(wiring.Component):
         ready: dict[int, list[Value]] = {}
         ready[_ALU] = [self._alu(m, op[1], dtype[1], a1[ln], b1[ln], c1[ln], ln)
                        for ln in range(lanes)]
-        prod2 = [stage_reg(2, f"prod_{ln}", a1[ln] * b1[ln], signed(64)) for ln in range(lanes)]
-        ready[_MUL] = [p[:32].as_signed() for p in prod2]
-        req3 = [stage_reg(3, f"req_{ln}", rshr(p, shift[2]), signed(64)) for ln, p in
-                enumerate(prod2)]
-        ready[_REQ] = [_saturate(m, r, dtype[3], f"s3_req_sat_{ln}") for ln, r in enumerate(req3)]
+        if self.multiplier:
+            prod2 = [stage_reg(2, f"prod_{ln}", a1[ln] * b1[ln], signed(64))
+                     for ln in range(lanes)]
+            ready[_MUL] = [p[:32].as_signed() for p in prod2]
+            req3 = [stage_reg(3, f"req_{ln}", rshr(p, shift[2]), signed(64)) for ln, p in
+                    enumerate(prod2)]
+            ready[_REQ] = [_saturate(m, r, dtype[3], f"s3_req_sat_{ln}")
+                           for ln, r in enumerate(req3)]
 
         special = []
         for ln in range(lanes if self.special else 0):
@@ -246,6 +255,8 @@ class VxmAluTile(wiring.Component):
                     return [Const(0, signed(32)) for _ in range(lanes)]
                 index = special[0].latencies.index(stage + 1)
                 return [lane.y[index] for lane in special]
+            if group not in ready:  # MUL / REQ without the multiplier: refused opcodes
+                return [Const(0, signed(32)) for _ in range(lanes)]
             values = ready[group]
             for k in range(_DEPTH[group] + 1, stage + 1):
                 values = [stage_reg(k, f"g{group}_res_{ln}", v, signed(32))
@@ -258,7 +269,8 @@ class VxmAluTile(wiring.Component):
         for lat in sorted(self.latencies, reverse=True):
             groups = {g for g, ops in _GROUP_OPS.items()
                       if any(self._latency[o] == lat for o in ops)
-                      and (self.special or g != _SPECIAL)}
+                      and (self.special or g != _SPECIAL)
+                      and (self.multiplier or g not in (_MUL, _REQ))}
             rec = Signal(record, name=f"l{lat}_s0_rec")
             group0 = Signal(2, name=f"l{lat}_s0_group")
             for g in groups:
@@ -286,11 +298,14 @@ class VxmAluTile(wiring.Component):
             for lat, rec, value in outputs:
                 width = widths[lat]
                 for j in range(cfg.streams_per_direction):
-                    offset = Const(j, 6) - rec.index  # byte of the element on stream j
+                    offset = Const(j, 6) - rec.index
                     hit = rec.valid & (rec.west == west) & (offset >= 0) & (offset < width)
+                    # The dst group is aligned to its width (isa.validate), so stream j
+                    # carries byte j mod width of the element: a 1..3-way choice per stream.
+                    byte = Const(j % 4, 2) & (width - 1)[:2]
                     with m.If(hit):
                         m.d.comb += we[j].eq(1)
-                        m.d.comb += [bank[j][ln].eq(value[ln].word_select(offset[:2], 8))
+                        m.d.comb += [bank[j][ln].eq(value[ln].word_select(byte, 8))
                                      for ln in range(lanes)]
         return m
 
@@ -306,7 +321,31 @@ class VxmAluTile(wiring.Component):
         ua = _by_dtype(m, dtype, f"{name}_ua", 32, lambda dt: a[:dt.bits])
         sum_ = Signal(signed(33), name=f"{name}_sum")
         diff = Signal(signed(33), name=f"{name}_diff")
-        m.d.comb += [sum_.eq(a + b), diff.eq(a - b)]
+        neg = Signal(signed(33), name=f"{name}_neg")
+        m.d.comb += [sum_.eq(a + b), diff.eq(a - b), neg.eq(-a)]
+        # Every comparison, MIN and MAX come from one subtractor (a and b are sign-extended
+        # 32-bit values, so the 33-bit difference never overflows) and one equality test.
+        lt = Signal(name=f"{name}_lt")
+        eq = Signal(name=f"{name}_eq")
+        m.d.comb += [lt.eq(diff[32]), eq.eq(a == b)]
+        cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
+               Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
+        assert set(cmp) == set(_COMPARE)
+        # SHL, SHR, SHRU and SHRR share one 34-bit arithmetic right shifter: its input is
+        # (x << 1) with x = a (SHR, SHRR), the unsigned a (SHRU) or a bit-reversed (SHL, whose
+        # result is the output reversed back), and the fill bit a's sign for SHR / SHRR only.
+        # SHR / SHRU / SHL take bits 1..32 of the output, SHRR rounds: (y + 1) >> 1, which is
+        # rshr(a, n) (see hdl.vxm_special.rshr).
+        is_shl = Value.cast(op).matches(Opcode.SHL)
+        arith = Value.cast(op).matches(Opcode.SHR, Opcode.SHRR)
+        src = Signal(32, name=f"{name}_shift_src")
+        m.d.comb += src.eq(Mux(is_shl, a.as_unsigned()[::-1], Mux(arith, a, ua)))
+        shift_in = Signal(signed(34), name=f"{name}_shift_in")
+        m.d.comb += shift_in.eq(Cat(Const(0, 1), src, arith & a[31]).as_signed())
+        shifted = Signal(signed(34), name=f"{name}_shifted")
+        m.d.comb += shifted.eq(shift_in >> n)
+        rounded = Signal(signed(34), name=f"{name}_rounded")
+        m.d.comb += rounded.eq(shifted + 1)
         sat_in = Signal(signed(34), name=f"{name}_sat_in")
         sat = _saturate(m, sat_in, dtype, f"{name}_sat")
         with m.Switch(op):
@@ -319,9 +358,9 @@ class VxmAluTile(wiring.Component):
             with m.Case(Opcode.SUBS):
                 m.d.comb += [sat_in.eq(diff), out.eq(sat)]
             with m.Case(Opcode.MIN):
-                m.d.comb += out.eq(Mux(a < b, a, b))
+                m.d.comb += out.eq(Mux(lt, a, b))
             with m.Case(Opcode.MAX):
-                m.d.comb += out.eq(Mux(a > b, a, b))
+                m.d.comb += out.eq(Mux(lt, b, a))
             with m.Case(Opcode.AND):
                 m.d.comb += out.eq(a & b)
             with m.Case(Opcode.OR):
@@ -329,28 +368,26 @@ class VxmAluTile(wiring.Component):
             with m.Case(Opcode.XOR):
                 m.d.comb += out.eq(a ^ b)
             with m.Case(Opcode.SHL):
-                m.d.comb += out.eq(a << n)
-            with m.Case(Opcode.SHR):
-                m.d.comb += out.eq(a >> n)
-            with m.Case(Opcode.SHRU):
-                m.d.comb += out.eq(ua >> n)
+                m.d.comb += out.eq(shifted[1:33][::-1])
+            with m.Case(Opcode.SHR, Opcode.SHRU):
+                m.d.comb += out.eq(shifted[1:33])
             with m.Case(Opcode.SHRR):
-                m.d.comb += out.eq(rshr(a, n))
-            for cmp_op, fn in _COMPARE.items():
+                m.d.comb += out.eq(rounded[1:33])
+            for cmp_op, flag in cmp.items():
                 with m.Case(cmp_op):
-                    m.d.comb += out.eq(Mux(fn(a, b), -1, 0))
+                    m.d.comb += out.eq(Mux(flag, -1, 0))
             with m.Case(Opcode.SEL):
                 m.d.comb += out.eq(Mux(c != 0, a, b))
             with m.Case(Opcode.MOV):
                 m.d.comb += out.eq(a)
             with m.Case(Opcode.NEG):
-                m.d.comb += out.eq(-a)
+                m.d.comb += out.eq(neg)
             with m.Case(Opcode.ABS):
-                m.d.comb += [sat_in.eq(abs(a)), out.eq(sat)]
+                m.d.comb += [sat_in.eq(Mux(a[31], neg, a)), out.eq(sat)]
             with m.Case(Opcode.NOT):
                 m.d.comb += out.eq(~a)
             with m.Case(Opcode.RELU):
-                m.d.comb += out.eq(Mux(a < 0, 0, a))
+                m.d.comb += out.eq(Mux(a[31], 0, a))
             with m.Case(Opcode.CVT):
                 m.d.comb += [sat_in.eq(a), out.eq(sat)]
         return out

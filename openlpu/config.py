@@ -98,6 +98,15 @@ class ChipConfig:
         Instruction words per ICU queue in the RTL (a power of two, 16..65536).
     clock_mhz : float
         Nominal clock, used for derived throughput figures only.
+    vxm_special_alus : int
+        How many VXM ALUs per lane (queues ``vxm0`` .. ``vxm{n-1}``) have the special-function
+        unit (``EXP``, ``RECIP``, ``RSQRT``, ``SIGMOID``, ``TANH``, ``GELU``, ``SILU``),
+        0..``vxm_alus_per_lane``; default 1. It costs about eight wide multipliers and two
+        ROMs per lane, so small FPGA presets leave it out (0) and the assembler and golden
+        model refuse these opcodes.
+    vxm_multiplier : bool
+        Whether the VXM ALUs have the signed 32 x 32 multiplier of ``MUL`` and ``REQ``
+        (default True: every ALU has one). Without it both opcodes are refused.
     """
 
     name: str
@@ -111,6 +120,8 @@ class ChipConfig:
     vxm_alus_per_lane: int
     queue_depth: int
     clock_mhz: float
+    vxm_special_alus: int = 1
+    vxm_multiplier: bool = True
 
     def __post_init__(self):
         def need(field, ok, allowed):
@@ -147,6 +158,12 @@ class ChipConfig:
         need("queue_depth", lambda v: _is_pow2(v) and 16 <= v <= 65536,
              "a power of two, 16..65536")
         need("clock_mhz", lambda v: 0 < v <= 10000, "0 < clock_mhz <= 10000")
+        need("vxm_special_alus", lambda v: isinstance(v, int), "an integer")
+        need("vxm_special_alus", lambda v: 0 <= v <= self.vxm_alus_per_lane,
+             f"0..vxm_alus_per_lane ({self.vxm_alus_per_lane})")
+        if not isinstance(self.vxm_multiplier, bool):
+            raise ConfigError(f"config {self.name!r}: field 'vxm_multiplier' must be true or "
+                              f"false, not {self.vxm_multiplier!r}")
         if self.lanes > MAX_LANES:
             raise ConfigError(f"config {self.name!r}: {self.lanes} lanes exceed {MAX_LANES}")
 
@@ -211,6 +228,10 @@ class ChipConfig:
     def mxm_planes_west(self) -> int:
         """MXM planes in the west hemisphere (even plane numbers)."""
         return (self.mxm_planes + 1) // 2
+
+    def vxm_alu_has_special(self, alu: int) -> bool:
+        """Whether VXM ALU ``alu`` (queue ``vxm{alu}``) has the special-function unit."""
+        return 0 <= alu < self.vxm_special_alus
 
     # --- floorplan ---------------------------------------------------------------------------
 
@@ -301,6 +322,11 @@ class ChipConfig:
         program assembled for one runs on the other.
         """
         fields = {k: v for k, v in self.to_dict().items() if k not in ("name", "clock_mhz")}
+        # Resource options at their default value are left out, so that a config written
+        # before they existed (and every chip built from it) keeps its hash.
+        for f in dataclasses.fields(self):
+            if f.default is not dataclasses.MISSING and fields.get(f.name) == f.default:
+                del fields[f.name]
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).digest()
         return digest[:4].hex()
 
@@ -370,7 +396,9 @@ def get_config(name_or_path: str, **overrides) -> ChipConfig:
     if unknown:
         raise ConfigError(f"config {base.get('name')!r}: unknown field(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(known))}")
-    missing = sorted(known - set(base))
+    optional = {f.name for f in dataclasses.fields(ChipConfig)
+                if f.default is not dataclasses.MISSING}
+    missing = sorted(known - optional - set(base))
     if missing:
         raise ConfigError(f"config {base.get('name')!r}: missing field(s) {', '.join(missing)}")
     return ChipConfig(**base)

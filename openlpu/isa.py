@@ -48,7 +48,8 @@ __all__ = [
     "OpSpec", "OPS", "Instruction", "IsaError", "encode", "decode", "latency", "stream_code",
     "stream_parts", "stream_name", "validate", "unit_for_slice", "STEP_FIELD_RANGE",
     "OPS_BY_NAME", "VXM_SPECIAL", "operand_dtype", "group_width", "stream_fields",
-    "check_queue_program", "SPECIAL_FUNCTION_QUEUE",
+    "check_queue_program", "SPECIAL_FUNCTION_QUEUE", "VXM_MULTIPLY", "missing_feature",
+    "vxm_alu_index",
 ]
 
 WORD_BITS = 64
@@ -401,9 +402,38 @@ OPS_BY_NAME: dict[str, OpSpec] = {s.name: s for s in _SPECS}
 VXM_SPECIAL = frozenset({Opcode.EXP, Opcode.RECIP, Opcode.RSQRT, Opcode.SIGMOID, Opcode.TANH,
                          Opcode.GELU, Opcode.SILU})
 
-#: The only VXM queue whose ALU has the special-function pipelines (OpenLPU choice): they
-#: cost about eight multipliers per lane, so they are built once per lane, not per ALU.
+#: The first VXM queue, whose ALU has the special-function pipelines in the default config
+#: (``ChipConfig.vxm_special_alus = 1``): they cost about eight multipliers per lane, so they
+#: are built once per lane, not per ALU.
 SPECIAL_FUNCTION_QUEUE = "vxm0"
+
+#: VXM opcodes that need the ALU's 32 x 32 multiplier (``ChipConfig.vxm_multiplier``).
+VXM_MULTIPLY = frozenset({Opcode.MUL, Opcode.REQ})
+
+
+def vxm_alu_index(queue_name: str) -> int | None:
+    """The ALU number of a VXM queue name (``vxm3`` -> 3), None for other queues."""
+    if queue_name.startswith("vxm") and queue_name[3:].isdigit():
+        return int(queue_name[3:])
+    return None
+
+
+def missing_feature(op: Opcode, queue_name: str, config: ChipConfig) -> str | None:
+    """Why the VXM ALU of ``queue_name`` in ``config`` lacks the hardware for ``op`` (naming
+    the config field that leaves it out), or None if it has it (or ``op`` needs none)."""
+    if op in VXM_SPECIAL:
+        alu = vxm_alu_index(queue_name)
+        if alu is None or not config.vxm_alu_has_special(alu):
+            n = config.vxm_special_alus
+            which = ("no VXM ALU has the special-function unit" if n == 0 else
+                     f"only queue{'s' if n > 1 else ''} "
+                     f"{', '.join(f'vxm{i}' for i in range(n))} {'have' if n > 1 else 'has'} "
+                     "the special-function unit")
+            return f"{op.name} is a special function; {which} (vxm_special_alus = {n})"
+    if op in VXM_MULTIPLY and not config.vxm_multiplier:
+        return (f"{op.name} needs the VXM multiplier, which this config leaves out "
+                f"(vxm_multiplier = False)")
+    return None
 
 
 class IsaError(ValueError):
@@ -682,10 +712,10 @@ def check_queue_program(program: list[Instruction], unit: Unit, config: ChipConf
             if spec.unit not in (Unit.ICU, unit):
                 raise IsaError(f"{spec.name} is a {spec.unit.name} instruction; queue "
                                f"{queue_name} feeds a {unit.name} slice")
-            if instr.op in VXM_SPECIAL and queue_name != SPECIAL_FUNCTION_QUEUE:
-                raise IsaError(f"{spec.name} is a special function: only queue "
-                               f"{SPECIAL_FUNCTION_QUEUE} has the special-function unit, not "
-                               f"{queue_name}")
+            missing = missing_feature(instr.op, queue_name, config)
+            if missing:
+                raise IsaError(f"{spec.name} cannot run on queue {queue_name} of config "
+                               f"{config.name!r}: {missing}")
             if instr.op is Opcode.REPEAT:
                 if prev is None or prev.spec.unit is Unit.ICU:
                     raise IsaError("REPEAT must follow a unit instruction (not "
