@@ -63,13 +63,13 @@ def _deliver(pl: Placer, plan: SramPlan, txn: Txn, w: Word, delay: int, at: int,
                 t = arrive + 2 * step
                 ok = False
                 for alu in pl.alus:
-                    for b2 in pl.bases(width):
+                    for d2, b2 in [(x, b) for x in (d, 1 - d) for b in pl.bases(width)]:
                         m2 = txn.mark()
-                        nxt = stream_code(d, b2)
+                        nxt = stream_code(d2, b2)
                         mov = Instruction(Opcode.MOV, dtype=_DT[8 * width].value,
                                           stype=_DT[8 * width].value, dst=nxt, a=code)
                         if txn.slot(alu, t, mov) and all(
-                                txn.path(d, b2 + k, pl.v, t + 2, pl.v) for k in range(width)):
+                                txn.path(d2, b2 + k, pl.v, t + 2, pl.v) for k in range(width)):
                             code, ok = nxt, True
                             break
                         txn.rollback(m2)

@@ -160,7 +160,7 @@ class LayerGraph:
             layout = base
         avoid = self._slices(*tensors.values())
         imm = None
-        consts: dict[str, Tensor] = {}
+        consts: dict[str, np.ndarray] = {}
         for f, v in given.items():
             if v is None or f in tensors:
                 continue
@@ -169,14 +169,21 @@ class LayerGraph:
                     and _imm_ok(int(arr), sbits, opcode)):
                 imm = int(arr)
                 continue
-            cb = 32 if opcode is Opcode.REQ else sbits
-            consts[f] = self.const(f"{name}.{f}", cb, layout, arr, avoid)
-            avoid |= self._slices(consts[f])
+            consts[f] = layout.store(arr)
+        cb = 32 if opcode is Opcode.REQ else sbits
         res = out if out is not None else self.plan.tensor(name, bits, layout, avoid)
-        maps = {f: self._operand_words(t, layout) for f, t in {**tensors, **consts}.items()}
+        maps = {f: self._operand_words(t, layout) for f, t in tensors.items()}
         self.pl.op = name
+        L = self.L  # noqa: N806
         for r, j in zip(*np.nonzero(layout.words()), strict=True):
-            ops = {f: self.word(t, *maps[f][(r, j)]) for f, t in {**tensors, **consts}.items()}
+            ops = {f: self.word(t, *maps[f][(r, j)]) for f, t in tensors.items()}
+            near = {s for w in ops.values() for s in self.plan.groups[w.gid]}
+            near |= set(self.plan.groups[int(res.gid[r, j])])
+            for f, mat in consts.items():
+                w = Word(*self.plan.const_word(cb, mat[r, j * L:(j + 1) * L], near,
+                                               f"constant of {name}"))
+                near |= set(self.plan.groups[w.gid])
+                ops[f] = w
             res.ready[r, j] = vxm_word(self.pl, self.plan, opcode, bits, sbits, ops,
                                        res.loc(r, j), imm=imm, shift=shift)
         label = kind or f"{opcode.name}.i{bits}"

@@ -1,0 +1,159 @@
+"""Whole integer transformer layers lowered to one program (:mod:`firmware.lower.layer`).
+
+Every run checks that the golden model takes exactly the predicted cycles and that every
+tensor the integer reference records (:class:`sim_models.transformer.Trace`) is reproduced bit
+for bit in the final SRAM (:meth:`LoweredLayer.compare` names the first op that differs).
+Random BERT and Llama layers with odd sizes (hidden 40, 5 heads, head_dim 8 or 10, GQA), on
+the ``sim`` preset and on ``ecp5`` (with deeper queues: a whole layer's code does not fit
+``ecp5``'s 512-word queues, which is checked too), in prefill and decode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from firmware.lower import QueueDepthError, SramCapacityError
+from firmware.lower.layer import PHASES, lower_bert_layer, lower_llama_layer
+from firmware.lower.layout import Layout, head_columns
+from firmware.model_import import (
+    BertConfig,
+    BertLayerWeights,
+    load_llama,
+    write_random_llama_checkpoint,
+)
+from openlpu.config import PRESETS
+from sim_models.golden import run_program
+from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
+
+#: The presets with queues deep enough for a whole small layer.
+CONFIGS = {name: PRESETS[name].replace(queue_depth=1 << 14) for name in ("sim", "ecp5")}
+
+
+def run_and_check(lowered, x, trace, cache=None):
+    """Run on the golden model; cycles and every traced tensor must match."""
+    res = run_program(lowered.config, lowered.bind(x, cache))
+    assert res.cycles == lowered.predicted_cycles
+    diff = lowered.compare(trace, res.sram)
+    assert diff is None, str(diff)
+    return res
+
+
+@pytest.fixture(scope="module", params=[
+    dict(hidden_size=40, num_heads=5, num_kv_heads=1, intermediate_size=50, head_dim=8),
+    dict(hidden_size=40, num_heads=4, num_kv_heads=2, intermediate_size=36, head_dim=10),
+], ids=["h40_h5_kv1_d8", "h40_h4_kv2_d10"])
+def llama(request, tmp_path_factory):
+    """A random Llama layer (KV cache of 16 positions) and quantised inputs."""
+    d = write_random_llama_checkpoint(tmp_path_factory.mktemp("llama"), seed=3,
+                                      **request.param)
+    m = load_llama(d)
+    rng = np.random.default_rng(11)
+
+    def sample(t):
+        return m.embed_tokens[rng.integers(0, m.config.vocab_size, t)]
+
+    layer = calibrate_llama_layer(m.layers[0], m.config, [sample(t) for t in (8, 12)],
+                                  max_positions=16)
+    return layer, quantize(sample(8), layer.scales["x"], 32)
+
+
+@pytest.fixture(scope="module")
+def bert():
+    """A random BERT layer (hidden 40, 5 heads, FFN 50) and a quantised input."""
+    h, f = 40, 50
+    rng = np.random.default_rng(5)
+
+    def lin(o, i):
+        return (rng.standard_normal((o, i)) / np.sqrt(i)).astype(np.float32)
+
+    def vec(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    w = BertLayerWeights(lin(h, h), vec(h), lin(h, h), vec(h), lin(h, h), vec(h), lin(h, h),
+                         vec(h), 1 + vec(h), vec(h), lin(f, h), vec(f), lin(h, f), vec(h),
+                         1 + vec(h), vec(h))
+    c = BertConfig(h, 5, f, 1, 1e-12, 100, 64, 2)
+    samples = [rng.standard_normal((t, h)).astype(np.float32) for t in (8, 12)]
+    layer = calibrate_bert_layer(w, c, samples, max_keys=64)
+    return layer, quantize(rng.standard_normal((6, h)), layer.scales["x"], 32)
+
+
+def check_prefill(lower, layer, x, config):
+    """Prefill on ``config`` (3 tokens on ecp5, 5 on sim): bit exact, cycles as predicted."""
+    t = 3 if config == "ecp5" else 5
+    out, trace = layer.forward(x[:t])
+    lowered = lower(CONFIGS[config], layer, t)
+    res = run_and_check(lowered, x[:t], trace)
+    assert np.array_equal(lowered.read_output(res.sram), out)
+    assert lowered.macs > 0 and 0 < lowered.mxm_utilization < 1
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_llama_prefill_is_bit_exact(llama, config):
+    check_prefill(lower_llama_layer, *llama, config)
+
+
+def test_llama_prefill_then_decode_steps(llama):
+    layer, x = llama
+    cfg = CONFIGS["sim"]
+    cache = layer.new_cache()
+    _, trace = layer.forward(x[:4], cache)
+    lowered = lower_llama_layer(cfg, layer, 4)
+    res = run_and_check(lowered, x[:4], trace)
+    kv = lowered.read_cache(res.sram)
+    for i in (4, 5):
+        out, trace = layer.forward(x[i:i + 1], cache)
+        step = lower_llama_layer(cfg, layer, 1, start=i)
+        res = run_and_check(step, x[i:i + 1], trace, kv)
+        assert np.array_equal(step.read_output(res.sram), out)
+        kv = step.read_cache(res.sram)
+        assert np.array_equal(kv[0], cache.k) and np.array_equal(kv[1], cache.v)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_bert_prefill_is_bit_exact(bert, config):
+    check_prefill(lower_bert_layer, *bert, config)
+
+
+def test_phases_ops_and_figures(bert):
+    layer, x = bert
+    _, trace = layer.forward(x[:2])
+    lowered = lower_bert_layer(CONFIGS["sim"], layer, 2)
+    assert set(lowered.phases) == set(PHASES)
+    assert set(trace.names()) <= set(lowered.op_cycles)
+    for lo, hi in lowered.op_cycles.values():
+        assert 0 <= lo < hi <= lowered.predicted_cycles
+    c = layer.config
+    hid, f, t = c.hidden_size, c.intermediate_size, 2
+    assert lowered.macs == t * (4 * hid * hid + 2 * hid * f) + 2 * t * t * hid
+    assert lowered.phase_macs["ffn"] == 2 * t * hid * f
+    rep = lowered.report()
+    assert rep["predicted_cycles"] == lowered.predicted_cycles
+    assert 0 < lowered.sram_bytes_used <= CONFIGS["sim"].sram_bytes
+
+
+def test_sram_overflow_and_queue_depth_errors(llama):
+    layer, _ = llama
+    small = PRESETS["ecp5"].replace(mem_words_per_bank=64, queue_depth=1 << 14)
+    with pytest.raises(SramCapacityError) as e:
+        lower_llama_layer(small, layer, 4)
+    assert e.value.needed > 0 and e.value.available == small.sram_bytes
+    assert "bytes" in str(e.value)
+    with pytest.raises(QueueDepthError):
+        lower_llama_layer(PRESETS["ecp5"], layer, 2)
+
+
+def test_layout_store_load_round_trip():
+    lanes = 8
+    cols = head_columns(3, 5, lanes)
+    assert list(cols[:6]) == [0, 1, 2, 3, 4, 8]
+    lay = Layout.plain((4, 15), lanes, cols)
+    x = np.arange(60).reshape(4, 15)
+    mat = lay.store(x)
+    assert mat.shape == (4, 24) and np.array_equal(lay.load(mat), x)
+    assert mat[0, 5] == 0  # padding
+    red = lay.reduced()
+    assert red.replicated and red.shape == (4, 1)
+    assert np.array_equal(red.store(np.arange(4)[:, None])[:, :lanes],
+                          np.repeat(np.arange(4)[:, None], lanes, 1))
