@@ -245,8 +245,8 @@ class _Generator:
             stype = DType.I32
         alu = f"vxm{self.rng.integers(0, cfg.vxm_alus_per_lane)}"
         if op in VXM_SPECIAL:  # on one of the ALUs with the special-function unit
-            n = cfg.vxm_special_alus
-            alu = "vxm0" if n == 1 else f"vxm{self.rng.integers(0, n)}"
+            specials = cfg.vxm_special_alus
+            alu = "vxm0" if specials == 1 else f"vxm{self.rng.integers(0, specials)}"
         if self.b.busy(alu, cycle):
             return False
         fields = {"dtype": dt.value, "stype": stype.value}

@@ -451,3 +451,20 @@ def test_program_check():
                  MemInit("mem_w0", ECP5.address_space, np.zeros((1, ECP5.lanes), np.uint8))):
         with pytest.raises(ProgramError):
             Program("ecp5", ECP5.config_hash, ECP5.lanes, {}, [init]).check(ECP5)
+
+
+def test_opcodes_the_config_leaves_out_are_refused_by_assembler_and_golden_model():
+    from firmware.program import Program
+    from openlpu.isa import Instruction, Opcode
+    from sim_models.golden import GoldenModel
+
+    lean = ECP5.replace(name="lean", vxm_special_alus=0, vxm_multiplier=False)
+    for line, field in (("EXP.i32 E0, E4", "vxm_special_alus = 0"),
+                        ("MUL.i8 E0, E1, E2", "vxm_multiplier = False")):
+        with pytest.raises(AsmError, match=field):
+            assemble(f".queue vxm0\n  {line}\n", lean)
+    program = Program(config_name=lean.name, config_hash=lean.config_hash, lanes=lean.lanes,
+                      queues={"vxm0": [Instruction(Opcode.MUL, dtype=2, stype=2)]},
+                      mem_init=[], outputs=[], source={})
+    with pytest.raises(Exception, match="MUL needs the VXM multiplier.*vxm_multiplier"):
+        GoldenModel(lean, program)

@@ -92,3 +92,30 @@ def test_user_config_of_any_valid_shape_builds_a_floorplan():
                    mxm_acc_depth=7, vxm_alus_per_lane=3, queue_depth=16, clock_mhz=10)
     assert c.lanes == 6
     assert [s.name for s in c.slices if s.kind is SliceKind.MXM] == ["mxm2", "mxm0", "mxm1"]
+
+
+def test_resource_options_are_validated_and_change_the_hash_only_when_set():
+    base = PRESETS["ecp5"]
+    assert base.vxm_special_alus == 1 and base.vxm_multiplier is True
+    # at their defaults they are left out of the hash: configs from before they existed
+    # (and the boards built from them) keep their hash
+    assert "vxm_special_alus" in base.to_dict()
+    lean = base.replace(vxm_special_alus=0, vxm_multiplier=False)
+    assert lean.config_hash not in (base.config_hash,
+                                    base.replace(vxm_special_alus=0).config_hash,
+                                    base.replace(vxm_multiplier=False).config_hash)
+    assert base.replace(vxm_special_alus=2).vxm_alu_has_special(1)
+    assert not base.vxm_alu_has_special(1)
+    with pytest.raises(ConfigError, match=r"vxm_special_alus.*0\.\.vxm_alus_per_lane \(2\)"):
+        base.replace(vxm_special_alus=3)
+    with pytest.raises(ConfigError, match="vxm_multiplier.*true or false"):
+        base.replace(vxm_multiplier=1)
+
+
+def test_config_files_may_leave_out_the_resource_options(tmp_path):
+    old = {k: v for k, v in PRESETS["ice40"].to_dict().items()
+           if k not in ("vxm_special_alus", "vxm_multiplier")}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    assert get_config(str(path)).config_hash == PRESETS["ice40"].config_hash
+    assert not get_config(str(path), vxm_multiplier=False).vxm_multiplier

@@ -96,3 +96,23 @@ def test_special_functions_only_on_the_special_function_queue():
     check_queue_program([exp], Unit.VXM, ECP5, SPECIAL_FUNCTION_QUEUE)
     with pytest.raises(IsaError, match="only queue vxm0 has the special-function unit"):
         check_queue_program([exp], Unit.VXM, ECP5, "vxm1")
+
+
+def test_opcodes_the_config_leaves_out_are_refused_naming_the_field():
+    from openlpu.isa import VXM_MULTIPLY, VXM_SPECIAL, Unit, check_queue_program
+
+    lean = ECP5.replace(name="lean", vxm_special_alus=0, vxm_multiplier=False)
+    add = Instruction(Opcode.ADD, dtype=2, stype=2)
+    check_queue_program([add], Unit.VXM, lean, "vxm0")
+    for op in VXM_SPECIAL:
+        with pytest.raises(IsaError, match=rf"{op.name} cannot run on queue vxm0 of config "
+                                           r"'lean'.*\(vxm_special_alus = 0\)"):
+            check_queue_program([Instruction(op, dtype=2, stype=2)], Unit.VXM, lean, "vxm0")
+    for op in VXM_MULTIPLY:
+        instr = Instruction(op, dtype=2, stype=2)
+        check_queue_program([instr], Unit.VXM, ECP5, "vxm1")
+        with pytest.raises(IsaError, match=r"needs the VXM multiplier.*vxm_multiplier = False"):
+            check_queue_program([instr], Unit.VXM, lean, "vxm1")
+    two = ECP5.replace(vxm_special_alus=2)
+    exp = Instruction(Opcode.EXP, dtype=2, stype=2)
+    check_queue_program([exp], Unit.VXM, two, "vxm1")
