@@ -360,6 +360,11 @@ PRESETS: dict[str, ChipConfig] = {
     # Lattice iCE40 UP5K (iCEBreaker): 4 lanes, one 4x4 MXM plane; each lane of a slice is
     # one 512 x 8 EBR holding both banks (16 of the 30 EBRs). With 2 MEM slices per
     # hemisphere, int32 operands are assembled in the VXM rather than read in one cycle.
+    # Not yet within the UP5K's logic (docs/fpga.md): the special-function unit alone is
+    # ~5,000 LUT4 per lane. vxm_special_alus=0, vxm_multiplier=False and 2 lanes with one MEM
+    # slice per side are the measured way down (13.4k LUT4, 4 SB_MAC16, 36 EBR of which the
+    # MXM accumulators' two read ports take 8); the preset keeps its ISA until the rest fits
+    # too, so programs written for it keep running.
     "ice40": ChipConfig(
         name="ice40", superlanes=1, lanes_per_superlane=4, streams_per_direction=4,
         mem_slices_per_hemisphere=2, mem_words_per_bank=256, mxm_planes=1,
