@@ -54,6 +54,8 @@ def _deliver(pl: Placer, plan: SramPlan, txn: Txn, w: Word, delay: int, at: int,
     group = plan.groups[w.gid]
     d = pl.toward(pl.pos[group[0]], pl.v)
     arrive = at - 2 * delay
+    if not pl.group_free(txn, group, pl.v, arrive, w.ready):
+        return None
     for base in pl.bases(width, key):
         m = txn.mark()
         if pl.read_group(txn, group, w.addr, d, base, pl.v, arrive, w.ready):
@@ -109,6 +111,9 @@ def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: 
         alus.insert(0, last)
 
     def attempt(txn: Txn, r: int):
+        if not pl.group_free(txn, out_group, pl.v, r + lat) or not any(
+                txn.free(alu, r) for alu in alus):
+            return None
         codes = {}
         for i, w in enumerate(distinct):
             code = _deliver(pl, plan, txn, w, delays[i], r, width_of[w], ("opnd", i))
@@ -159,7 +164,9 @@ def permute_word(pl: Placer, plan: SramPlan, bits: int, src: Word, lane_map: Wor
     nb = bits // 8
 
     def attempt(txn: Txn, ts: int):
-        if not txn.free(sxm, ts):
+        if not (txn.free(sxm, ts) and pl.group_free(txn, group, x, ts, src.ready)
+                and pl.group_free(txn, map_group, x, ts, lane_map.ready)
+                and pl.group_free(txn, out_group, x, ts + lat)):
             return None
         for a in pl.bases(nb, ("perm_a", sxm)):
             m = txn.mark()

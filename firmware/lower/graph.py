@@ -202,8 +202,31 @@ class LayerGraph:
             s *= 2
         return out
 
+    def _pair_op(self, opcode: Opcode, a: Word, b: Word, what: str,
+                 loc: tuple[int, int] | None = None) -> Word:
+        """``opcode.i32`` of two words into a scratch word (or ``loc``)."""
+        if loc is None:
+            loc = self.scratch(32, set(self.plan.groups[a.gid] + self.plan.groups[b.gid]), what)
+        return Word(*loc, vxm_word(self.pl, self.plan, opcode, 32, 32, {"a": a, "b": b}, loc))
+
+    def _mask_padding(self, w: Word, lanes: np.ndarray, ident: int, what: str) -> Word:
+        """``SEL``: the lanes of ``w`` outside ``lanes`` replaced by ``ident``."""
+        L = self.L  # noqa: N806
+        mask = Word(*self.plan.const_word(32, -lanes, set(self.plan.groups[w.gid])))
+        avoid = set(self.plan.groups[w.gid]) | set(self.plan.groups[mask.gid])
+        operands = {"c": mask, "a": w}
+        imm = 0 if ident == 0 else None
+        if imm is None:
+            operands["b"] = Word(*self.plan.const_word(32, np.full(L, ident), avoid))
+        loc = self.scratch(32, avoid, what)
+        return Word(*loc, vxm_word(self.pl, self.plan, Opcode.SEL, 32, 32, operands, loc,
+                                   imm=imm))
+
     def reduce(self, name: str, opcode: Opcode, x: Tensor) -> Tensor:
-        """``ADD``/``MAX`` over the last axis of int32 ``x``; the result is replicated."""
+        """``ADD``/``MAX`` over the last axis of int32 ``x``; the result is replicated.
+
+        Placed step by step over all rows (every row's first step, then every row's second
+        ...), so that the rows pipeline through the SXM and the VXM."""
         L = self.L  # noqa: N806
         ident = 0 if opcode is Opcode.ADD else INT32_MIN
         layout = x.layout.reduced()
@@ -211,46 +234,34 @@ class LayerGraph:
         valid = x.layout.store(1)
         self.pl.op = name
         rots = self._rotations()
-        for r in np.unique(layout.mrow):
-            cur: list[Word] = []
+        rows = [int(r) for r in np.unique(layout.mrow)]
+        cur: dict[int, list[Word]] = {}
+        for r in rows:
+            cur[r] = []
             for j in np.nonzero(x.gid[r] >= 0)[0]:
-                w = self.word(x, int(r), int(j))
+                w = self.word(x, r, int(j))
                 lanes = valid[r, j * L:(j + 1) * L]
-                if not lanes.all():
-                    mask = Word(*self.plan.const_word(32, -lanes, set(self.plan.groups[w.gid])))
-                    avoid = set(self.plan.groups[w.gid]) | set(self.plan.groups[mask.gid])
-                    operands = {"c": mask, "a": w}
-                    imm = None
-                    if ident == 0:
-                        imm = 0
-                    else:
-                        operands["b"] = Word(*self.plan.const_word(32, np.full(L, ident),
-                                                                   avoid))
-                    loc = self.scratch(32, avoid, f"{name} masked word")
-                    w = Word(*loc, vxm_word(self.pl, self.plan, Opcode.SEL, 32, 32, operands,
-                                            loc, imm=imm))
-                cur.append(w)
-            while len(cur) > 1:
-                a, b = cur.pop(0), cur.pop(0)
-                loc = self.scratch(32, set(self.plan.groups[a.gid] + self.plan.groups[b.gid]),
-                                   f"{name} partial")
-                cur.append(Word(*loc, vxm_word(self.pl, self.plan, opcode, 32, 32,
-                                               {"a": a, "b": b}, loc)))
-            acc = cur[0]
-            for k, rot in enumerate(rots):
-                last = k == len(rots) - 1
-                m = Word(*self.plan.const_word(16, rot, set(self.plan.groups[acc.gid])))
-                avoid = set(self.plan.groups[acc.gid] + self.plan.groups[m.gid])
+                cur[r].append(w if lanes.all() else
+                              self._mask_padding(w, lanes, ident, f"{name} masked word"))
+        while any(len(v) > 1 for v in cur.values()):
+            for r in rows:
+                words = cur[r]
+                cur[r] = [self._pair_op(opcode, words[i], words[i + 1], f"{name} partial")
+                          for i in range(0, len(words) - 1, 2)] + words[len(words) & ~1:]
+        acc = {r: cur[r][0] for r in rows}
+        for k, rot in enumerate(rots):
+            rotated = {}
+            for r in rows:
+                m = Word(*self.plan.const_word(16, rot, set(self.plan.groups[acc[r].gid])))
+                avoid = set(self.plan.groups[acc[r].gid] + self.plan.groups[m.gid])
                 loc = self.scratch(32, avoid, f"{name} rotation")
-                rotated = Word(*loc, permute_word(self.pl, self.plan, 32, acc, m, loc))
-                loc = res.loc(int(r), 0) if last else self.scratch(
-                    32, set(self.plan.groups[acc.gid] + self.plan.groups[rotated.gid]),
-                    f"{name} partial")
-                acc = Word(*loc, vxm_word(self.pl, self.plan, opcode, 32, 32,
-                                          {"a": acc, "b": rotated}, loc))
-            if not rots:
-                raise LoweringError("lane reductions need at least 2 lanes")
-            res.ready[r, 0] = acc.ready
+                rotated[r] = Word(*loc, permute_word(self.pl, self.plan, 32, acc[r], m, loc))
+            for r in rows:
+                last = k == len(rots) - 1
+                acc[r] = self._pair_op(opcode, acc[r], rotated[r], f"{name} partial",
+                                       res.loc(r, 0) if last else None)
+                if last:
+                    res.ready[r, 0] = acc[r].ready
         return self._record(name, f"{opcode.name}.i32 (reduce)", res)
 
     def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:

@@ -74,6 +74,18 @@ class Placer:
                 and txn.path(direction, stream, p, issue + 2, dest)
                 and txn.bank(slice_name, issue, addr >> self.config.offset_bits, "r"))
 
+    def group_free(self, txn: Txn, group: tuple[str, ...], src_or_dest: int, cycle: int,
+                   ready: int | None = None) -> bool:
+        """Whether every slice of ``group`` could issue its ``READ`` (``ready`` given: the
+        word is on a stream at ``src_or_dest`` in ``cycle``) or its ``WRITE`` (the word is at
+        ``src_or_dest`` in ``cycle``) then: a cheap test before trying streams."""
+        for s in group:
+            d = abs(self.pos[s] - src_or_dest)
+            t = cycle - 2 - d if ready is not None else cycle + d
+            if (ready is not None and t < ready) or not txn.free(s, t):
+                return False
+        return True
+
     def read_group(self, txn: Txn, group: tuple[str, ...], addr: int, direction: int,
                    base: int, dest: int, arrive: int, ready: int) -> bool:
         """Read every byte of a word of ``group`` onto streams ``base ..``."""
