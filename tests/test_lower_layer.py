@@ -4,30 +4,38 @@ Every run checks that the golden model takes exactly the predicted cycles and th
 tensor the integer reference records (:class:`sim_models.transformer.Trace`) is reproduced bit
 for bit in the final SRAM (:meth:`LoweredLayer.compare` names the first op that differs).
 Random BERT and Llama layers with odd sizes (hidden 40, 5 heads, head_dim 8 or 10, GQA), on
-the ``sim`` preset and on ``ecp5`` (with deeper queues: a whole layer's code does not fit
-``ecp5``'s 512-word queues, which is checked too), in prefill and decode.
+the ``sim`` preset, on ``ecp5`` and on a 24-lane mini config (all with deeper queues: a whole
+layer's code does not fit ``ecp5``'s 512-word queues, which is checked too), in prefill and
+decode; the real all-MiniLM-L6-v2 layer 0 on ``sim`` (marked slow).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from minilm import require_minilm
 
-from firmware.lower import QueueDepthError, SramCapacityError
+from firmware.lower import LoweringError, QueueDepthError, SramCapacityError
 from firmware.lower.layer import PHASES, lower_bert_layer, lower_llama_layer
 from firmware.lower.layout import Layout, head_columns
 from firmware.model_import import (
     BertConfig,
     BertLayerWeights,
+    load_bert,
     load_llama,
     write_random_llama_checkpoint,
 )
 from openlpu.config import PRESETS
+from sim_models import float_layers as fl
 from sim_models.golden import run_program
 from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
 
-#: The presets with queues deep enough for a whole small layer.
+#: The presets with queues deep enough for a whole small layer, and a mini config with 24
+#: lanes (not a power of two) in 3 superlanes, one MXM plane and 4 MEM slices per side.
 CONFIGS = {name: PRESETS[name].replace(queue_depth=1 << 14) for name in ("sim", "ecp5")}
+CONFIGS["mini24"] = PRESETS["sim"].replace(name="mini24", superlanes=3, lanes_per_superlane=8,
+                                           mem_slices_per_hemisphere=4, mxm_planes=1,
+                                           queue_depth=1 << 14)
 
 
 def run_and_check(lowered, x, trace, cache=None):
@@ -80,8 +88,9 @@ def bert():
 
 
 def check_prefill(lower, layer, x, config):
-    """Prefill on ``config`` (3 tokens on ecp5, 5 on sim): bit exact, cycles as predicted."""
-    t = 3 if config == "ecp5" else 5
+    """Prefill on ``config`` (5 tokens on sim, 3 elsewhere): bit exact, cycles as
+    predicted."""
+    t = 5 if config == "sim" else 3
     out, trace = layer.forward(x[:t])
     lowered = lower(CONFIGS[config], layer, t)
     res = run_and_check(lowered, x[:t], trace)
@@ -111,7 +120,7 @@ def test_llama_prefill_then_decode_steps(llama):
         assert np.array_equal(kv[0], cache.k) and np.array_equal(kv[1], cache.v)
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("config", ["sim", "ecp5"])
 def test_bert_prefill_is_bit_exact(bert, config):
     check_prefill(lower_bert_layer, *bert, config)
 
@@ -142,6 +151,33 @@ def test_sram_overflow_and_queue_depth_errors(llama):
     assert "bytes" in str(e.value)
     with pytest.raises(QueueDepthError):
         lower_llama_layer(PRESETS["ecp5"], layer, 2)
+
+
+def test_missing_vxm_features_are_refused(llama):
+    layer, _ = llama
+    lean = CONFIGS["sim"].replace(name="lean", vxm_special_alus=0)
+    with pytest.raises(LoweringError, match="special"):
+        lower_llama_layer(lean, layer, 1)
+
+
+@pytest.mark.slow
+def test_minilm_layer_on_sim_is_bit_exact():
+    """Layer 0 of the real all-MiniLM-L6-v2 (hidden 384, 12 heads, FFN 1536), 8 tokens, on
+    ``sim`` (about a minute)."""
+    c_dir = require_minilm()
+    m = load_bert(c_dir, layers=[0])
+    rng = np.random.default_rng(12)
+
+    def sample(t):
+        return fl.bert_embed(m.embeddings, m.config, rng.integers(1000, m.config.vocab_size, t))
+
+    layer = calibrate_bert_layer(m.layers[0], m.config, [sample(t) for t in (16, 24)])
+    x = quantize(sample(8), layer.scales["x"], 32)
+    out, trace = layer.forward(x)
+    lowered = lower_bert_layer(CONFIGS["sim"], layer, 8)
+    res = run_and_check(lowered, x, trace)
+    assert np.array_equal(lowered.read_output(res.sram), out)
+    assert lowered.mxm_utilization > 0.2
 
 
 def test_layout_store_load_round_trip():

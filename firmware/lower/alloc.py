@@ -158,12 +158,17 @@ class SramPlan:
             self.inits.append(MemInit(s, addr, raw[:, k].reshape(1, -1).copy()))
 
     def const_word(self, bits: int, values: np.ndarray, avoid: set[str] = frozenset(),
-                   what: str = "constant") -> tuple[int, int]:
+                   what: str = "constant", turn: int | None = None) -> tuple[int, int]:
         """``(group, address)`` of a constant word, shared with an identical earlier one in a
-        group that avoids ``avoid`` where possible."""
+        group that avoids ``avoid`` where possible; ``turn`` picks the group
+        ``turn mod groups`` of the width (weight rows that one ``LW`` loads together must
+        sit in different slices)."""
         key = np.asarray(values, np.int64).astype(f"<i{bits // 8}").tobytes()
         cands = self.candidates(bits // 8, avoid)
         preferred = [g for g in cands if not avoid.intersection(self.groups[g])] or cands
+        if turn is not None:
+            ids = self.by_width[bits // 8]
+            preferred = [ids[turn % len(ids)]]
         for g in preferred:
             if (key, g) in self._consts:
                 return g, self._consts[(key, g)]

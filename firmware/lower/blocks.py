@@ -66,7 +66,8 @@ def linear(g: LayerGraph, name: str, x: Tensor, weight, cols: np.ndarray | None 
     blocks, outs = [], []
     for nt in np.unique(cols // L):
         lane_of = {int(cols[i]) % L: i for i in np.nonzero(cols // L == nt)[0]}
-        wrows = [[Word(*g.plan.const_word(8, tiles[kt][lane_of[i]], what=f"{name} weights"))
+        wrows = [[Word(*g.plan.const_word(8, tiles[kt][lane_of[i]], what=f"{name} weights",
+                                          turn=i + kt + int(nt)))
                   if i in lane_of else None for i in range(L)] for kt in kts]
         for rows in _row_blocks(t, g.config.mxm_acc_depth):
             blocks.append(MxmBlock(wrows, [[g.word(x, r, kt) for kt in kts] for r in rows],

@@ -4,8 +4,8 @@ A VXM op on one output word reads each distinct operand word from its MEM group 
 arrive at the VXM in the op's issue cycle ``R``, and writes the result word to its group.
 Operands that share a MEM slice cannot be read for the same cycle (a slice issues one
 instruction per cycle), so all but one of them are read earlier and *held* by ``MOV``s on
-other ALUs (``MOV`` latency 2: one MOV per 2 cycles of delay). Special functions run on
-``vxm0`` only (``openlpu.isa.SPECIAL_FUNCTION_QUEUE``).
+other ALUs (``MOV`` latency 2: one MOV per 2 cycles of delay). Special functions run only on
+the ALUs that have the special-function unit (``ChipConfig.vxm_special_alus``).
 
 A ``PERMUTE`` word goes through the SXM on the side of its operand: the operand and the int16
 lane map arrive there together, the result flows back to its group.
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from openlpu.isa import VXM_SPECIAL, DType, Instruction, Opcode, latency, stream_code
+from openlpu.isa import DType, Instruction, Opcode, latency, missing_feature, stream_code
 
 from .alloc import SramPlan
+from .errors import LoweringError
 from .placer import Placer
 from .resources import Txn
 
@@ -104,7 +105,10 @@ def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: 
     out_dir = pl.toward(pl.v, pl.pos[out_group[0]])
     out_w = bits // 8
     lat = latency(opcode, pl.config)
-    alus = ["vxm0"] if opcode in VXM_SPECIAL else list(pl.alus)
+    alus = [a for a in pl.alus if missing_feature(opcode, a, pl.config) is None]
+    if not alus:
+        raise LoweringError(f"config {pl.config.name!r}: "
+                            f"{missing_feature(opcode, pl.alus[0], pl.config)}")
     last = pl.sticky.get(("alu", opcode))
     if last in alus:
         alus.remove(last)

@@ -191,16 +191,26 @@ class LayerGraph:
 
     # --- lane reductions -------------------------------------------------------------------
 
-    def _rotations(self) -> list[np.ndarray]:
+    def _rotations(self, opcode: Opcode) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Lane maps of the butterfly steps, and the final broadcast map (if one is needed).
+
+        With a power-of-two lane count, rotating by 1, 2, 4, .. leaves the reduction in every
+        lane. Otherwise lane 0 collects it (``MAX`` by rotations, which may count a lane
+        twice; ``ADD`` by shifts that fill with 0, map entry ``0xFFFF``) and a last
+        ``PERMUTE`` copies lane 0 to every lane."""
         L = self.L  # noqa: N806
-        if L & (L - 1):
-            raise LoweringError(f"lane reductions need a power-of-two lane count, config "
+        if L < 2:
+            raise LoweringError(f"lane reductions need at least 2 lanes, config "
                                 f"{self.config.name!r} has {L}")
-        out, s = [], 1
+        pow2 = not L & (L - 1)
+        lanes, out, s = np.arange(L), [], 1
         while s < L:
-            out.append((np.arange(L) + s) % L)
+            if pow2 or opcode is Opcode.MAX:
+                out.append((lanes + s) % L)
+            else:
+                out.append(np.where(lanes + s < L, lanes + s, -1))
             s *= 2
-        return out
+        return out, None if pow2 else np.zeros(L, np.int64)
 
     def _pair_op(self, opcode: Opcode, a: Word, b: Word, what: str,
                  loc: tuple[int, int] | None = None) -> Word:
@@ -233,7 +243,7 @@ class LayerGraph:
         res = self.plan.tensor(name, 32, layout, self._slices(x))
         valid = x.layout.store(1)
         self.pl.op = name
-        rots = self._rotations()
+        rots, spread = self._rotations(opcode)
         rows = [int(r) for r in np.unique(layout.mrow)]
         cur: dict[int, list[Word]] = {}
         for r in rows:
@@ -249,19 +259,24 @@ class LayerGraph:
                 cur[r] = [self._pair_op(opcode, words[i], words[i + 1], f"{name} partial")
                           for i in range(0, len(words) - 1, 2)] + words[len(words) & ~1:]
         acc = {r: cur[r][0] for r in rows}
+
+        def rotate(r: int, lane_map: np.ndarray, loc: tuple[int, int] | None) -> Word:
+            m = Word(*self.plan.const_word(16, lane_map, set(self.plan.groups[acc[r].gid])))
+            if loc is None:
+                loc = self.scratch(32, set(self.plan.groups[acc[r].gid] + self.plan.groups[
+                    m.gid]), f"{name} rotation")
+            return Word(*loc, permute_word(self.pl, self.plan, 32, acc[r], m, loc))
+
         for k, rot in enumerate(rots):
-            rotated = {}
+            last = k == len(rots) - 1 and spread is None
+            rotated = {r: rotate(r, rot, None) for r in rows}
             for r in rows:
-                m = Word(*self.plan.const_word(16, rot, set(self.plan.groups[acc[r].gid])))
-                avoid = set(self.plan.groups[acc[r].gid] + self.plan.groups[m.gid])
-                loc = self.scratch(32, avoid, f"{name} rotation")
-                rotated[r] = Word(*loc, permute_word(self.pl, self.plan, 32, acc[r], m, loc))
-            for r in rows:
-                last = k == len(rots) - 1
                 acc[r] = self._pair_op(opcode, acc[r], rotated[r], f"{name} partial",
                                        res.loc(r, 0) if last else None)
-                if last:
-                    res.ready[r, 0] = acc[r].ready
+        for r in rows:
+            if spread is not None:
+                acc[r] = rotate(r, spread, res.loc(r, 0))
+            res.ready[r, 0] = acc[r].ready
         return self._record(name, f"{opcode.name}.i32 (reduce)", res)
 
     def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:
