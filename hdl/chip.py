@@ -53,7 +53,11 @@ from .streams import stream_bank
 from .sxm import Sxm
 from .vxm_alu import VxmAluTile
 
-__all__ = ["Chip"]
+__all__ = ["CORE", "Chip"]
+
+#: Instance name of the floorplan inside the chip top (the clock-domain wrapper, see
+#: :meth:`Chip.elaborate`); tools that report per unit look one level below it.
+CORE = "core"
 
 
 def _max(m: Module, values, width: int):
@@ -115,7 +119,7 @@ class Chip(wiring.Component):
         rst_q = Signal(reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal("sync"))
         m.d.comb += [core.clk.eq(ClockSignal("sync")), core.rst.eq(rst_q)]
-        m.submodules.core = DomainRenamer("core")(self._floorplan())
+        m.submodules[CORE] = DomainRenamer("core")(self._floorplan())
         return m
 
     def _floorplan(self) -> Module:  # noqa: C901 - one floorplan, read top to bottom

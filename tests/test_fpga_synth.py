@@ -184,6 +184,12 @@ def test_submodules_are_the_first_level_instances():
     assert submodules(AMARANTH_VERILOG, "openlpu_unit") == {"special_0"}
 
 
+def test_the_chip_units_are_found_below_its_core_wrapper():
+    verilog = "".join(f"module \\openlpu_chip{path} (a);\nendmodule\n" for path in (
+        "", ".core", ".core.vxm0_sl0", ".core.vxm0_sl0.special_1", ".core.icu_mem_w0"))
+    assert submodules(verilog, "openlpu_chip") == {"vxm0_sl0", "icu_mem_w0"}
+
+
 # --- reading the tools' reports -------------------------------------------------------------
 
 def test_yosys_counts_on_ice40_sum_every_flip_flop_type():
@@ -243,15 +249,27 @@ def test_tool_versions():
 def test_hierarchy_breakdown_adds_every_module_under_its_first_level_instance():
     stat = {"modules": {
         "\\openlpu_synth_top": {"num_cells_by_type": {"SB_DFFE": 66, "SB_LUT4": 12}},
-        "\\openlpu_chip": {"num_cells_by_type": {"SB_LUT4": 100, "\\openlpu_chip.vxm0_sl0": 1}},
-        "\\openlpu_chip.vxm0_sl0": {"num_cells_by_type": {"SB_LUT4": 900, "SB_MAC16": 4}},
-        "\\openlpu_chip.vxm0_sl0.special_0": {"num_cells_by_type": {"SB_LUT4": 50,
-                                                                      "SB_RAM40_4K": 2}},
+        "\\openlpu_chip": {"num_cells_by_type": {"SB_DFF": 1, "\\openlpu_chip.core": 1}},
+        "\\openlpu_chip.core": {"num_cells_by_type": {"SB_LUT4": 100,
+                                                         "\\openlpu_chip.core.vxm0_sl0": 1}},
+        "\\openlpu_chip.core.vxm0_sl0": {"num_cells_by_type": {"SB_LUT4": 900, "SB_MAC16": 4}},
+        "\\openlpu_chip.core.vxm0_sl0.special_0": {"num_cells_by_type": {"SB_LUT4": 50,
+                                                                           "SB_RAM40_4K": 2}},
     }}
     per = reports.hierarchy_breakdown(stat, ICE40, "openlpu_chip")
     assert list(per) == ["vxm0_sl0", "top", "wrapper"]
     assert per["vxm0_sl0"] == {"luts": 950, "ffs": 0, "dsps": 4, "brams": 2}
+    # The chip top's reset register and the core wrapper's own logic are the top's.
+    assert per["top"] == {"luts": 100, "ffs": 1, "dsps": 0, "brams": 0}
     assert per["wrapper"]["ffs"] == 66
+
+
+def test_nets_below_the_core_wrapper_belong_to_their_unit():
+    units = {"vxm0_sl0", "mem_w0_sl0"}
+    assert reports.instance_of_net("dut.core.vxm0_sl0.s1_x", units) == "vxm0_sl0"
+    assert reports.instance_of_net("dut.core.busy", units) == "top"
+    assert reports.instance_of_net("dut.rst_q", units) == "top"
+    assert reports.instance_of_net("sr_in[3]", units) == "wrapper"
 
 
 # --- does not fit -----------------------------------------------------------------------------

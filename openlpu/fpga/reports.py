@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hdl.chip import CORE
+
 from .devices import RESOURCES, Device, Family
 
 __all__ = ["Overflow", "count_cells", "critical_path", "design_cells", "fmax",
@@ -157,8 +159,15 @@ def unit_of_module(module: str, top_module: str) -> str:
     if name == top_module:
         return "top"
     if name.startswith(top_module + "."):
-        return name[len(top_module) + 1:].split(".")[0]
+        path = _skip_core(name[len(top_module) + 1:].split("."))
+        return path[0] if path else "top"
     return "wrapper"
+
+
+def _skip_core(path: list[str]) -> list[str]:
+    """``path`` below the chip's clock-domain wrapper instance (:data:`hdl.chip.CORE`), whose
+    own logic counts as the top's: the units are one level further down."""
+    return path[1:] if path and path[0] == CORE else path
 
 
 def instance_of_net(net: str, instances: frozenset[str] | set[str]) -> str:
@@ -168,6 +177,7 @@ def instance_of_net(net: str, instances: frozenset[str] | set[str]) -> str:
     parts = net.removeprefix("\\").split(".")
     if parts[0] != "dut" or len(parts) < 2:
         return "wrapper"
+    parts = ["dut", *_skip_core(parts[1:])]
     return parts[1] if len(parts) > 2 and parts[1] in instances else "top"
 
 

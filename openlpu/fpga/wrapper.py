@@ -33,6 +33,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .reports import unit_of_module
+
 __all__ = ["PINS", "TOP", "XOR_ARITY", "Port", "Ports", "parse_ports", "submodules",
            "wrapper_verilog", "xor_tree_levels"]
 
@@ -128,10 +130,12 @@ def parse_ports(verilog: str, module: str) -> Ports:
 
 
 def submodules(verilog: str, module: str) -> frozenset[str]:
-    """Names of the first-level instances inside ``module``: Amaranth writes each submodule
-    as its own Verilog module named ``<module>.<instance>[.<sub>...]``."""
-    pattern = re.compile(rf"^module\s+\\{re.escape(module)}\.([^\s.(]+)", re.MULTILINE)
-    return frozenset(m.group(1) for m in pattern.finditer(verilog))
+    """Names of the units inside ``module``: Amaranth writes each submodule as its own
+    Verilog module named ``<module>.<instance>[.<sub>...]``; a unit is a first-level instance,
+    or one level below the chip's clock-domain wrapper (see :func:`.reports.unit_of_module`)."""
+    pattern = re.compile(rf"^module\s+\\({re.escape(module)}\.[^\s(]+)", re.MULTILINE)
+    units = {unit_of_module(m.group(1), module) for m in pattern.finditer(verilog)}
+    return frozenset(units - {"top"})
 
 
 def xor_tree_levels(bits: int, arity: int = XOR_ARITY) -> list[int]:
