@@ -118,6 +118,11 @@ class ScheduleBuilder:
         """Whether ``queue`` already issues something in ``cycle``."""
         return cycle in self._slots.get(queue, {})
 
+    def placed(self) -> list[tuple[str, int, Instruction]]:
+        """Every placed unit instruction as ``(queue, cycle, instruction)``, in cycle order."""
+        out = [(q, c, i) for q, slots in self._slots.items() for c, i in slots.items()]
+        return sorted(out, key=lambda e: (e[1], e[0]))
+
     # --- output ------------------------------------------------------------------------------
 
     def predicted_cycles(self) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 
 from firmware.program import Program
 from openlpu.config import ChipConfig
-from openlpu.isa import Opcode
+from openlpu.isa import Instruction, Opcode
 
 from .alloc import Tensor
 from .blocks import (
@@ -136,6 +136,13 @@ class LoweredLayer:
         for ph, (lo, hi) in self.phases.items():
             out[ph] = self.phase_macs.get(ph, 0) / (max(1, hi - lo) * self.config.macs_per_cycle)
         return out
+
+    def instructions(self) -> list[tuple[str, int, Instruction, str]]:
+        """Every unit instruction of the program as ``(queue, issue cycle, instruction, op)``
+        in cycle order, ``op`` being the trace name it was placed for (a timeline, e.g. for
+        a Chrome trace)."""
+        pl = self.graph.pl
+        return [(q, c, i, pl.owner.get((q, c), "?")) for q, c, i in pl.builder.placed()]
 
     def report(self) -> dict:
         """The schedule's figures as a dict."""

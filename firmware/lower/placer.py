@@ -40,6 +40,8 @@ class Placer:
         self.op = "?"
         #: op name -> [first issue cycle, last cycle + latency]
         self.op_cycles: dict[str, list[int]] = {}
+        #: (queue, issue cycle) -> the op the instruction was placed for
+        self.owner: dict[tuple[str, int], str] = {}
         self.sticky: dict[object, object] = {}
         #: MXM queue -> cycle of its last instruction: a plane's queue is placed in order
         #: (its shadow buffer and accumulators carry state from one instruction to the next)
@@ -130,6 +132,8 @@ class Placer:
     def _account(self, txn: Txn) -> None:
         if not txn.slots:
             return
+        for q, c, _ in txn.slots:
+            self.owner[(q, c)] = self.op
         lo = min(c for _, c, _ in txn.slots)
         hi = max(c + latency(i.op, self.config) for _, c, i in txn.slots)
         rng = self.op_cycles.setdefault(self.op, [lo, hi])
