@@ -2,17 +2,17 @@
 
 Each function mirrors one function of :mod:`sim_models.transformer` (same instruction kinds,
 same trace names, same constants) on :class:`~firmware.lower.graph.LayerGraph` tensors:
-:func:`linear` / :func:`linear_t` (``IntLinear.forward``, the second producing the transposed
-result), :func:`requant` (``Requant.apply``), :func:`norm` (``int_layernorm`` /
-``int_rmsnorm``), :func:`softmax` (``int_softmax``), :func:`rope` (``int_rope``) and
-:func:`attention` (``int_attention`` over a :class:`KVCache` resident in SRAM).
+:func:`linear` (``IntLinear.forward``), :func:`requant` (``Requant.apply``), :func:`norm`
+(``int_layernorm`` / ``int_rmsnorm``), :func:`softmax` (``int_softmax``), :func:`rope`
+(``int_rope``) and :func:`attention` (``int_attention`` over a :class:`KVCache` resident in
+SRAM).
 
 Layouts (``L`` lanes, ``dh`` head size, ``DT = ceil(dh / L)``): projections put every head
 on its own ``DT`` words (:func:`~firmware.lower.layout.head_columns`); the key cache is
 ``[positions, kv_heads * DT * L]``, one row per position; the value cache is stored
 transposed, ``[kv_heads * DT * L, positions]`` (a channel per row, a position per lane), so
-that its rows are the MXM weight rows of ``P @ V``. ``V.T`` is computed directly by a matmul
-with the roles swapped (the activations as weights, the weight rows streamed through).
+that its rows are the MXM weight rows of ``P @ V`` (:func:`append_values` transposes new
+values on the MXM).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from .graph import LayerGraph
 from .layout import Layout, head_columns
 from .matmul import MxmBlock
 
-__all__ = ["KVCache", "attention", "linear", "linear_t", "norm", "requant", "rope",
-           "softmax"]
+__all__ = ["KVCache", "append_values", "attention", "flat_view", "heads_view", "linear",
+           "norm", "requant", "rope", "softmax"]
 
 
 def _weight_tiles(g: LayerGraph, weight: np.ndarray, in_cols: np.ndarray):
@@ -79,34 +79,38 @@ def linear(g: LayerGraph, name: str, x: Tensor, weight, cols: np.ndarray | None 
     return acc
 
 
-def linear_t(g: LayerGraph, name: str, x: Tensor, weight, layout: Layout, pos0: int,
-             zero_fill: bool, bias=None) -> Tensor:
-    """:func:`linear` computing the transposed result: the logical ``[T, N]`` tensor lands in
-    ``layout`` with token ``t`` in column ``pos0 + t`` (the MXM holds ``x`` rows as weights
-    and streams the weight rows). Lanes of other positions in the touched words are zero
-    (``zero_fill``) or undefined."""
+def append_values(g: LayerGraph, v: Tensor, cache: KVCache, start: int) -> None:
+    """Write int8 values ``v`` ``[T, kv_heads * dh]`` (head columns) into the transposed
+    value cache at positions ``start ..`` (not traced: the reference's cache append).
+
+    The MXM transposes: with ``v``'s rows installed as weights (token ``s`` on output lane
+    ``s mod L``), streaming the unit vector of channel ``c`` gives the cache row of ``c``
+    (``ACC``, int32; ``CVT.i8.i32`` narrows it exactly). A first prefill fills the other
+    lanes of the words it writes with zeros (zero weight rows); later appends merge their
+    lanes into the cached words (``SEL.i8`` against a lane mask)."""
     L = g.L  # noqa: N806
-    weight = np.asarray(weight, np.int64)
-    n, k = weight.shape
-    t = x.layout.shape[0]
-    tiles = _weight_tiles(g, weight, x.layout.col_map())
-    kts = sorted(tiles)
-    zero = Word(*g.plan.const_word(8, np.zeros(L, np.int64))) if zero_fill else None
-    wrow = {(c, kt): Word(*g.plan.const_word(8, tiles[kt][c], what=f"{name} weights"))
-            for c in range(n) for kt in kts}
-    rows_of = layout.mrow[0]
+    t = v.layout.shape[0]
+    into = cache.v_cols("v.cache", start, t)
+    cols = v.layout.col_map()
+    rows_of = into.layout.mrow[0]
+    zero = Word(*g.plan.const_word(8, np.zeros(L, np.int64))) if start == 0 else None
     blocks, outs = [], []
-    for nt in range(pos0 // L, (pos0 + t - 1) // L + 1):
-        weights = [[g.word(x, p - pos0, kt) if 0 <= p - pos0 < t else zero
-                    for p in range(nt * L, nt * L + L)] for kt in kts]
-        for chans in _row_blocks(n, g.config.mxm_acc_depth):
-            blocks.append(MxmBlock(weights, [[wrow[(c, kt)] for kt in kts] for c in chans],
-                                   []))
-            outs.append([(int(rows_of[c]), nt) for c in chans])
-    acc = g.mxm(f"{name}.acc", layout, blocks, outs, t * k * n)
-    if bias is not None:
-        acc = g.vxm(f"{name}.bias", Opcode.ADD, 32, acc, np.asarray(bias, np.int64))
-    return acc
+    for ct in np.unique(cols // L):
+        chans = np.nonzero(cols // L == ct)[0]
+        unit = [Word(*g.plan.const_word(8, np.eye(L, dtype=np.int64)[cols[c] % L]))
+                for c in chans]
+        for ts in range(start // L, (start + t - 1) // L + 1):
+            weights = [[g.word(v, p - start, int(ct)) if 0 <= p - start < t else zero
+                        for p in range(ts * L, ts * L + L)]]
+            blocks.append(MxmBlock(weights, [[u] for u in unit], []))
+            outs.append([(int(rows_of[c]), ts) for c in chans])
+    vt = g.mxm("v.t", into.layout, blocks, outs, 0)
+    if start == 0:
+        g.vxm("v.cache", Opcode.CVT, 8, vt, stype_bits=32, out=into)
+        return
+    v8 = g.vxm("v.t8", Opcode.CVT, 8, vt, stype_bits=32)
+    g.vxm("v.cache", Opcode.SEL, 8, v8, into, np.full(into.layout.shape, -1, np.int64),
+          out=into)
 
 
 def requant(g: LayerGraph, name: str, x: Tensor, rq, out: Tensor | None = None) -> Tensor:

@@ -87,13 +87,56 @@ def _deliver(pl: Placer, plan: SramPlan, txn: Txn, w: Word, delay: int, at: int,
     return None
 
 
+def _sxm_for(pl: Placer, plan: SramPlan, gid: int) -> str:
+    """The SXM on the side of group ``gid`` (values of that side flow to it)."""
+    return "sxm_w" if pl.pos[plan.groups[gid][0]] < pl.v else "sxm_e"
+
+
+def _permute_on(pl: Placer, plan: SramPlan, txn: Txn, sxm: str, ts: int, d_in: int, a: int,
+                width: int, lane_map: Word, out: tuple[int, int]) -> int | None:
+    """``PERMUTE`` in cycle ``ts`` of the word on streams ``a ..`` (claimed by the caller up
+    to the SXM) with ``lane_map`` read from SRAM; writes the result to ``out``. Returns the
+    cycle the result is readable, or ``None``."""
+    x = pl.pos[sxm]
+    map_group = plan.groups[lane_map.gid]
+    out_group = plan.groups[out[0]]
+    d_out = pl.toward(x, pl.pos[out_group[0]])
+    lat = latency(Opcode.PERMUTE, pl.config)
+    if not (txn.free(sxm, ts) and pl.group_free(txn, map_group, x, ts, lane_map.ready)
+            and pl.group_free(txn, out_group, x, ts + lat)):
+        return None
+    for b in pl.bases(2, ("perm_b", sxm)):
+        if b < a + width and a < b + 2:
+            continue
+        m = txn.mark()
+        if not pl.read_group(txn, map_group, lane_map.addr, d_in, b, x, ts, lane_map.ready):
+            txn.rollback(m)
+            continue
+        for o in pl.bases(width, ("perm_o", sxm)):
+            m2 = txn.mark()
+            instr = Instruction(Opcode.PERMUTE, dtype=_DT[8 * width].value,
+                                stype=_DT[8 * width].value, dst=stream_code(d_out, o),
+                                a=stream_code(d_in, a), b=stream_code(d_in, b))
+            if txn.slot(sxm, ts, instr):
+                ready = pl.write_group(txn, out_group, out[1], d_out, o, x, ts + lat)
+                if ready is not None:
+                    pl.sticky.update({("perm_b", sxm): b, ("perm_o", sxm): o})
+                    return ready
+            txn.rollback(m2)
+        txn.rollback(m)
+    return None
+
+
 def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: int,
              operands: dict[str, Word], out: tuple[int, int], *, imm: int | None = None,
-             shift: int = 0) -> int:
+             shift: int = 0, then_permute: tuple[Word, tuple[int, int]] | None = None):
     """Place one VXM instruction on one word; returns the cycle its result is readable.
 
     ``operands`` maps instruction fields (``a``, ``b``, and ``c`` for ``SEL``'s condition)
     to words; ``imm`` replaces ``b`` by an immediate; ``shift`` is ``REQ``'s ``c``.
+    ``then_permute = (lane map, out2)`` also sends the result on to the SXM on ``out``'s side
+    (writing it to ``out`` on the way) and permutes it into ``out2``: returns both ready
+    cycles.
     """
     widths = {"a": stype_bits // 8, "b": stype_bits // 8, "c": stype_bits // 8}
     if opcode is Opcode.REQ:
@@ -137,13 +180,28 @@ def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: 
                 instr = Instruction(opcode, dtype=_DT[bits].value, stype=_DT[stype_bits].value,
                                     dst=stream_code(out_dir, base), **fields)
                 if txn.slot(alu, r, instr):
-                    ready = pl.write_group(txn, out_group, out[1], out_dir, base, pl.v, r + lat)
+                    ready = emit(txn, base, r + lat)
                     if ready is not None:
                         pl.sticky[("out", out_dir)] = base
                         pl.sticky[("alu", opcode)] = alu
                         return ready
                 txn.rollback(m)
         return None
+
+    def emit(txn: Txn, base: int, present: int):
+        if then_permute is None:
+            return pl.write_group(txn, out_group, out[1], out_dir, base, pl.v, present)
+        sxm = _sxm_for(pl, plan, out[0])
+        x = pl.pos[sxm]
+        if not all(txn.path(out_dir, base + k, pl.v, present, x) for k in range(out_w)):
+            return None
+        ready = pl.write_group(txn, out_group, out[1], out_dir, base, pl.v, present,
+                               claim=False)
+        if ready is None:
+            return None
+        ready2 = _permute_on(pl, plan, txn, sxm, present + abs(x - pl.v), out_dir, base,
+                             out_w, *then_permute)
+        return None if ready2 is None else (ready, ready2)
 
     earliest = 0
     for i, w in enumerate(distinct):
@@ -158,49 +216,24 @@ def permute_word(pl: Placer, plan: SramPlan, bits: int, src: Word, lane_map: Wor
     """Place ``PERMUTE.i<bits> out, src, lane_map`` on the SXM nearest ``src``; returns the
     cycle its result is readable."""
     group = plan.groups[src.gid]
-    sxm = "sxm_w" if pl.pos[group[0]] < pl.v else "sxm_e"
+    sxm = _sxm_for(pl, plan, src.gid)
     x = pl.pos[sxm]
     d_in = pl.toward(pl.pos[group[0]], x)
-    map_group = plan.groups[lane_map.gid]
-    out_group = plan.groups[out[0]]
-    d_out = pl.toward(x, pl.pos[out_group[0]])
-    lat = latency(Opcode.PERMUTE, pl.config)
     nb = bits // 8
 
     def attempt(txn: Txn, ts: int):
-        if not (txn.free(sxm, ts) and pl.group_free(txn, group, x, ts, src.ready)
-                and pl.group_free(txn, map_group, x, ts, lane_map.ready)
-                and pl.group_free(txn, out_group, x, ts + lat)):
+        if not (txn.free(sxm, ts) and pl.group_free(txn, group, x, ts, src.ready)):
             return None
         for a in pl.bases(nb, ("perm_a", sxm)):
             m = txn.mark()
-            if not pl.read_group(txn, group, src.addr, d_in, a, x, ts, src.ready):
-                txn.rollback(m)
-                continue
-            for b in pl.bases(2, ("perm_b", sxm)):
-                if b < a + nb and a < b + 2:
-                    continue
-                m2 = txn.mark()
-                if not pl.read_group(txn, map_group, lane_map.addr, d_in, b, x, ts,
-                                     lane_map.ready):
-                    txn.rollback(m2)
-                    continue
-                for o in pl.bases(nb, ("perm_o", sxm)):
-                    m3 = txn.mark()
-                    instr = Instruction(Opcode.PERMUTE, dtype=_DT[bits].value,
-                                        stype=_DT[bits].value, dst=stream_code(d_out, o),
-                                        a=stream_code(d_in, a), b=stream_code(d_in, b))
-                    if txn.slot(sxm, ts, instr):
-                        ready = pl.write_group(txn, out_group, out[1], d_out, o, x, ts + lat)
-                        if ready is not None:
-                            pl.sticky.update({("perm_a", sxm): a, ("perm_b", sxm): b,
-                                              ("perm_o", sxm): o})
-                            return ready
-                    txn.rollback(m3)
-                txn.rollback(m2)
+            if pl.read_group(txn, group, src.addr, d_in, a, x, ts, src.ready):
+                ready = _permute_on(pl, plan, txn, sxm, ts, d_in, a, nb, lane_map, out)
+                if ready is not None:
+                    pl.sticky[("perm_a", sxm)] = a
+                    return ready
             txn.rollback(m)
         return None
 
-    far = max(abs(pl.pos[s] - x) for s in group + map_group)
+    far = max(abs(pl.pos[s] - x) for s in group + plan.groups[lane_map.gid])
     _, ready = pl.place(max(src.ready, lane_map.ready) + 2 + far, attempt, "PERMUTE word")
     return ready

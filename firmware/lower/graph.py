@@ -259,24 +259,34 @@ class LayerGraph:
                 cur[r] = [self._pair_op(opcode, words[i], words[i + 1], f"{name} partial")
                           for i in range(0, len(words) - 1, 2)] + words[len(words) & ~1:]
         acc = {r: cur[r][0] for r in rows}
-
-        def rotate(r: int, lane_map: np.ndarray, loc: tuple[int, int] | None) -> Word:
-            m = Word(*self.plan.const_word(16, lane_map, set(self.plan.groups[acc[r].gid])))
-            if loc is None:
-                loc = self.scratch(32, set(self.plan.groups[acc[r].gid] + self.plan.groups[
-                    m.gid]), f"{name} rotation")
-            return Word(*loc, permute_word(self.pl, self.plan, 32, acc[r], m, loc))
-
-        for k, rot in enumerate(rots):
-            last = k == len(rots) - 1 and spread is None
-            rotated = {r: rotate(r, rot, None) for r in rows}
-            for r in rows:
-                acc[r] = self._pair_op(opcode, acc[r], rotated[r], f"{name} partial",
-                                       res.loc(r, 0) if last else None)
+        maps = rots + ([spread] if spread is not None else [])
+        rotated = {}
         for r in rows:
-            if spread is not None:
-                acc[r] = rotate(r, spread, res.loc(r, 0))
-            res.ready[r, 0] = acc[r].ready
+            m = Word(*self.plan.const_word(16, maps[0], set(self.plan.groups[acc[r].gid])))
+            loc = self.scratch(32, set(self.plan.groups[acc[r].gid] + self.plan.groups[m.gid]),
+                               f"{name} rotation")
+            rotated[r] = Word(*loc, permute_word(self.pl, self.plan, 32, acc[r], m, loc))
+        # step k: acc = op(acc, rotated), sent on through the SXM for the next rotation
+        for k in range(len(rots)):
+            nxt = maps[k + 1] if k + 1 < len(maps) else None
+            for r in rows:
+                near = set(self.plan.groups[acc[r].gid] + self.plan.groups[rotated[r].gid])
+                if nxt is None:
+                    acc[r] = self._pair_op(opcode, acc[r], rotated[r], f"{name} partial",
+                                           res.loc(r, 0))
+                    continue
+                loc = self.scratch(32, near, f"{name} partial")
+                m = Word(*self.plan.const_word(16, nxt, near | set(self.plan.groups[loc[0]])))
+                last = k + 1 == len(rots)
+                loc2 = res.loc(r, 0) if last else self.scratch(
+                    32, set(self.plan.groups[loc[0]] + self.plan.groups[m.gid]),
+                    f"{name} rotation")
+                ready, ready2 = vxm_word(self.pl, self.plan, opcode, 32, 32,
+                                         {"a": acc[r], "b": rotated[r]}, loc,
+                                         then_permute=(m, loc2))
+                acc[r], rotated[r] = Word(*loc, ready), Word(*loc2, ready2)
+        for r in rows:
+            res.ready[r, 0] = (rotated if spread is not None else acc)[r].ready
         return self._record(name, f"{opcode.name}.i32 (reduce)", res)
 
     def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:

@@ -28,11 +28,11 @@ from openlpu.isa import Instruction, Opcode
 from .alloc import Tensor
 from .blocks import (
     KVCache,
+    append_values,
     attention,
     flat_view,
     heads_view,
     linear,
-    linear_t,
     norm,
     requant,
     rope,
@@ -270,9 +270,8 @@ def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
     q = requant(g, "q", linear(g, "q", x8, layer.q.weight, hc, layer.q.bias), layer.q_out)
     requant(g, "k", linear(g, "k", x8, layer.k.weight, hc, layer.k.bias), layer.k_out,
             out=flat_view(cache.k_rows("k", 0, tokens), "k"))
-    vt = linear_t(g, "v", x8, layer.v.weight, cache.v_cols("v.acc", 0, tokens).layout, 0, True,
-                  layer.v.bias)
-    requant(g, "v", vt, layer.v_out, out=cache.v_cols("v", 0, tokens))
+    v = requant(g, "v", linear(g, "v", x8, layer.v.weight, hc, layer.v.bias), layer.v_out)
+    append_values(g, v, cache, 0)
     ctx = attention(g, "attn.", heads_view(q, "q.heads", nh, dh), cache, tokens,
                     np.arange(tokens), layer.attn, causal=False)
     o = linear(g, "o", flat_view(ctx, "ctx.flat"), layer.o.weight, None, layer.o.bias)
@@ -314,16 +313,9 @@ def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
                 layer.q_out)
     k = requant(g, "k", linear(g, "k", xn, layer.k.weight, head_columns(nkv, dh, L)),
                 layer.k_out)
-    merge = start > 0
-    v_into = cache.v_cols("v", start, tokens)
-    vt = linear_t(g, "v", xn, layer.v.weight, v_into.layout, start, not merge)
-    if merge:
-        v_new = requant(g, "v", vt, layer.v_out)
-        cond = np.full(v_into.layout.shape, -1, np.int64)
-        g.vxm("v.append", Opcode.SEL, 8, v_new, v_into, cond, out=cache.v_cols("v.append",
-                                                                               start, tokens))
-    else:
-        requant(g, "v", vt, layer.v_out, out=v_into)
+    v = requant(g, "v", linear(g, "v", xn, layer.v.weight, head_columns(nkv, dh, L)),
+                layer.v_out)
+    append_values(g, v, cache, start)
     qr = rope(g, "rope_q.", heads_view(q, "q.heads", nh, dh), pos, layer.rope)
     qr = requant(g, "q_rope", qr, layer.q_rope)
     kr = rope(g, "rope_k.", heads_view(k, "k.heads", nkv, dh), pos, layer.rope)

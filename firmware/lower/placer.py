@@ -95,16 +95,17 @@ class Placer:
                    for k, s in enumerate(group))
 
     def write_group(self, txn: Txn, group: tuple[str, ...], addr: int, direction: int,
-                    base: int, src: int, present: int) -> int | None:
+                    base: int, src: int, present: int, claim: bool = True) -> int | None:
         """``WRITE`` a word present on streams ``base ..`` at ``src`` in cycle ``present``;
-        returns the cycle from which it can be read, or ``None``."""
+        returns the cycle from which it can be read, or ``None``. ``claim=False``: the
+        caller has claimed the streams already (the value travels on, past the slices)."""
         last = 0
         for k, s in enumerate(group):
             p = self.pos[s]
             if self.toward(src, p) != direction:
                 return None
             t = present + abs(p - src)
-            if not (txn.path(direction, base + k, src, present, p)
+            if not ((not claim or txn.path(direction, base + k, src, present, p))
                     and txn.slot(s, t, Instruction(Opcode.WRITE, addr=addr,
                                                    a=stream_code(direction, base + k)))
                     and txn.bank(s, t + 1, addr >> self.config.offset_bits, "w")):
