@@ -213,11 +213,13 @@ class LayerGraph:
         return out, None if pow2 else np.zeros(L, np.int64)
 
     def _pair_op(self, opcode: Opcode, a: Word, b: Word, what: str,
-                 loc: tuple[int, int] | None = None) -> Word:
-        """``opcode.i32`` of two words into a scratch word (or ``loc``)."""
+                 loc: tuple[int, int] | None = None, bits: int = 32) -> Word:
+        """``opcode.i<bits>`` of two words into a scratch word (or ``loc``)."""
         if loc is None:
-            loc = self.scratch(32, set(self.plan.groups[a.gid] + self.plan.groups[b.gid]), what)
-        return Word(*loc, vxm_word(self.pl, self.plan, opcode, 32, 32, {"a": a, "b": b}, loc))
+            loc = self.scratch(bits, set(self.plan.groups[a.gid] + self.plan.groups[b.gid]),
+                               what)
+        return Word(*loc, vxm_word(self.pl, self.plan, opcode, bits, bits, {"a": a, "b": b},
+                                   loc))
 
     def _mask_padding(self, w: Word, lanes: np.ndarray, ident: int, what: str) -> Word:
         """``SEL``: the lanes of ``w`` outside ``lanes`` replaced by ``ident``."""
@@ -290,24 +292,38 @@ class LayerGraph:
         return self._record(name, f"{opcode.name}.i32 (reduce)", res)
 
     def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:
-        """SXM ``PERMUTE`` along the last axis: ``out[..., l] = x[..., index[l]]`` (each
-        source element must lie in the same word as its destination)."""
+        """SXM ``PERMUTE`` along the last axis: ``out[..., l] = x[..., index[l]]``.
+
+        An output word whose elements come from several words of ``x`` is the sum of one
+        ``PERMUTE`` per source word, each filling the other lanes with 0 (map entry
+        ``0xFFFF``), added with ``ADD`` (exact: every lane has one nonzero term)."""
         L = self.L  # noqa: N806
         lay = x.layout
         src = np.take(lay.mcol, np.asarray(index), axis=-1).reshape(-1)
         mcol, mrow = lay.mcol.reshape(-1), lay.mrow.reshape(-1)
-        if not (src // L == mcol // L).all():
-            raise LoweringError(f"{name}: a permutation across words is not supported")
-        maps: dict[tuple[int, int], np.ndarray] = {}
-        for r, c, s in zip(mrow.tolist(), mcol.tolist(), src.tolist(), strict=True):
-            m = maps.setdefault((r, c // L), np.full(L, -1, np.int64))  # -1: lane 0xFFFF -> 0
-            m[c % L] = s % L
+        # (row, out tile) -> {source tile: lane map}; -1 (0xFFFF) gives 0
+        maps: dict[tuple[int, int], dict[int, np.ndarray]] = {}
+        for r, c, sc in zip(mrow.tolist(), mcol.tolist(), src.tolist(), strict=True):
+            m = maps.setdefault((r, c // L), {}).setdefault(sc // L, np.full(L, -1, np.int64))
+            m[c % L] = sc % L
         res = self.plan.tensor(name, x.bits, lay, self._slices(x))
         self.pl.op = name
-        for (r, j), lane_map in sorted(maps.items()):
-            w = self.word(x, r, j)
-            m = Word(*self.plan.const_word(16, lane_map, set(self.plan.groups[w.gid])))
-            res.ready[r, j] = permute_word(self.pl, self.plan, x.bits, w, m, res.loc(r, j))
+        for (r, j), parts in sorted(maps.items()):
+            words = []
+            for k, (sj, lane_map) in enumerate(sorted(parts.items())):
+                w = self.word(x, r, sj)
+                m = Word(*self.plan.const_word(16, lane_map, set(self.plan.groups[w.gid])))
+                loc = res.loc(r, j) if len(parts) == 1 else self.scratch(
+                    x.bits, set(self.plan.groups[w.gid] + self.plan.groups[m.gid]),
+                    f"{name} part {k}")
+                words.append(Word(*loc, permute_word(self.pl, self.plan, x.bits, w, m, loc)))
+            while len(words) > 2:
+                words = [self._pair_op(Opcode.ADD, words[0], words[1], f"{name} sum",
+                                       bits=x.bits)] + words[2:]
+            if len(words) == 2:
+                words = [self._pair_op(Opcode.ADD, words[0], words[1], f"{name} sum",
+                                       res.loc(r, j), x.bits)]
+            res.ready[r, j] = words[0].ready
         return self._record(name, "PERMUTE", res)
 
     # --- MXM -------------------------------------------------------------------------------
