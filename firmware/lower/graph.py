@@ -16,8 +16,10 @@ the result (deduplicated, so a per-channel vector costs one word per column tile
 
 Lane reductions: padding lanes are replaced by the identity (``SEL`` against a constant lane
 mask), the row's words are combined with the VXM op, and ``log2 L`` butterfly steps
-(``PERMUTE`` by a lane rotation, then the op) leave the result in every lane. Wrapping ``ADD``
-and ``MAX`` are associative and commutative, so the result equals the reference's tree.
+(``PERMUTE`` by a lane rotation, then the op) leave the result in every lane (a row of one
+word needs only ``log2`` of its element count, see :meth:`LayerGraph.reduce`). Wrapping
+``ADD`` and ``MAX`` are associative and commutative, so the result equals the reference's
+tree.
 """
 
 from __future__ import annotations
@@ -191,26 +193,27 @@ class LayerGraph:
 
     # --- lane reductions -------------------------------------------------------------------
 
-    def _rotations(self, opcode: Opcode) -> tuple[list[np.ndarray], np.ndarray | None]:
-        """Lane maps of the butterfly steps, and the final broadcast map (if one is needed).
+    def _rotations(self, opcode: Opcode, n: int) -> tuple[list[np.ndarray],
+                                                         np.ndarray | None]:
+        """Lane maps of the butterfly steps over lanes ``0 .. n-1``, and the final broadcast
+        map if one is needed.
 
-        With a power-of-two lane count, rotating by 1, 2, 4, .. leaves the reduction in every
-        lane. Otherwise lane 0 collects it (``MAX`` by rotations, which may count a lane
-        twice; ``ADD`` by shifts that fill with 0, map entry ``0xFFFF``) and a last
-        ``PERMUTE`` copies lane 0 to every lane."""
+        Rotating by 1, 2, 4, .. modulo ``n`` leaves the ``MAX`` of all ``n`` lanes in each of
+        them (a lane may be counted twice, which ``MAX`` ignores), and the ``ADD`` too when
+        ``n`` is a power of two. Otherwise the ``ADD`` shifts with zero fill (map entry
+        ``0xFFFF``) so that lane 0 collects the sum, and a last ``PERMUTE`` copies lane 0 to
+        every lane. Lanes ``>= n`` end up undefined (``n < L``: only a single-word row's own
+        lanes are ever read)."""
         L = self.L  # noqa: N806
-        if L < 2:
-            raise LoweringError(f"lane reductions need at least 2 lanes, config "
-                                f"{self.config.name!r} has {L}")
-        pow2 = not L & (L - 1)
         lanes, out, s = np.arange(L), [], 1
-        while s < L:
-            if pow2 or opcode is Opcode.MAX:
-                out.append((lanes + s) % L)
+        exact = opcode is Opcode.MAX or not n & (n - 1)
+        while s < n:
+            if exact:
+                out.append((lanes % n + s) % n)
             else:
-                out.append(np.where(lanes + s < L, lanes + s, -1))
+                out.append(np.where(lanes + s < n, lanes + s, -1))
             s *= 2
-        return out, None if pow2 else np.zeros(L, np.int64)
+        return out, None if exact and out else np.zeros(L, np.int64)
 
     def _pair_op(self, opcode: Opcode, a: Word, b: Word, what: str,
                  loc: tuple[int, int] | None = None, bits: int = 32) -> Word:
@@ -237,20 +240,32 @@ class LayerGraph:
     def reduce(self, name: str, opcode: Opcode, x: Tensor) -> Tensor:
         """``ADD``/``MAX`` over the last axis of int32 ``x``; the result is replicated.
 
-        Placed step by step over all rows (every row's first step, then every row's second
-        ...), so that the rows pipeline through the SXM and the VXM."""
+        A row of several words: padding lanes masked, the words combined, then a butterfly
+        over all lanes. A row of one word whose elements are lanes ``0 .. n-1`` (attention
+        scores, short hidden sizes): a butterfly over those lanes only (``ceil(log2 n)``
+        steps), leaving the result in those lanes, the only ones its consumers (ops on the
+        same rows) read. Placed step by step over all rows (every row's first step, then
+        every row's second ...), so that the rows pipeline through the SXM and the VXM."""
         L = self.L  # noqa: N806
         ident = 0 if opcode is Opcode.ADD else INT32_MIN
         layout = x.layout.reduced()
         res = self.plan.tensor(name, 32, layout, self._slices(x))
         valid = x.layout.store(1)
         self.pl.op = name
-        rots, spread = self._rotations(opcode)
         rows = [int(r) for r in np.unique(layout.mrow)]
         cur: dict[int, list[Word]] = {}
+        width: dict[int, int] = {}
         for r in rows:
             cur[r] = []
-            for j in np.nonzero(x.gid[r] >= 0)[0]:
+            words = np.nonzero(x.gid[r] >= 0)[0]
+            if len(words) == 1:  # one word: reduce over its own lanes, if they are 0 .. n-1
+                lanes = valid[r, words[0] * L:(words[0] + 1) * L]
+                n = int(lanes.sum())
+                if lanes[:n].all():
+                    cur[r], width[r] = [self.word(x, r, int(words[0]))], n
+                    continue
+            width[r] = L
+            for j in words:
                 w = self.word(x, r, int(j))
                 lanes = valid[r, j * L:(j + 1) * L]
                 cur[r].append(w if lanes.all() else
@@ -260,18 +275,28 @@ class LayerGraph:
                 words = cur[r]
                 cur[r] = [self._pair_op(opcode, words[i], words[i + 1], f"{name} partial")
                           for i in range(0, len(words) - 1, 2)] + words[len(words) & ~1:]
-        acc = {r: cur[r][0] for r in rows}
+        for n in sorted(set(width.values())):
+            group = [r for r in rows if width[r] == n]
+            self._butterfly(name, opcode, {r: cur[r][0] for r in group}, n, res)
+        return self._record(name, f"{opcode.name}.i32 (reduce)", res)
+
+    def _butterfly(self, name: str, opcode: Opcode, acc: dict[int, Word], n: int,
+                   res: Tensor) -> None:
+        """Reduce each row's word ``acc[r]`` over its lanes ``0 .. n-1`` into ``res`` word
+        ``(r, 0)``, step by step over all rows (see :meth:`_rotations`)."""
+        rots, spread = self._rotations(opcode, n)
         maps = rots + ([spread] if spread is not None else [])
         rotated = {}
-        for r in rows:
+        for r in acc:
             m = Word(*self.plan.const_word(16, maps[0], set(self.plan.groups[acc[r].gid])))
-            loc = self.scratch(32, set(self.plan.groups[acc[r].gid] + self.plan.groups[m.gid]),
-                               f"{name} rotation")
+            loc = res.loc(r, 0) if not rots else self.scratch(
+                32, set(self.plan.groups[acc[r].gid] + self.plan.groups[m.gid]),
+                f"{name} rotation")
             rotated[r] = Word(*loc, permute_word(self.pl, self.plan, 32, acc[r], m, loc))
         # step k: acc = op(acc, rotated), sent on through the SXM for the next rotation
         for k in range(len(rots)):
             nxt = maps[k + 1] if k + 1 < len(maps) else None
-            for r in rows:
+            for r in acc:
                 near = set(self.plan.groups[acc[r].gid] + self.plan.groups[rotated[r].gid])
                 if nxt is None:
                     acc[r] = self._pair_op(opcode, acc[r], rotated[r], f"{name} partial",
@@ -279,17 +304,15 @@ class LayerGraph:
                     continue
                 loc = self.scratch(32, near, f"{name} partial")
                 m = Word(*self.plan.const_word(16, nxt, near | set(self.plan.groups[loc[0]])))
-                last = k + 1 == len(rots)
-                loc2 = res.loc(r, 0) if last else self.scratch(
+                loc2 = res.loc(r, 0) if k + 1 == len(rots) else self.scratch(
                     32, set(self.plan.groups[loc[0]] + self.plan.groups[m.gid]),
                     f"{name} rotation")
                 ready, ready2 = vxm_word(self.pl, self.plan, opcode, 32, 32,
                                          {"a": acc[r], "b": rotated[r]}, loc,
                                          then_permute=(m, loc2))
                 acc[r], rotated[r] = Word(*loc, ready), Word(*loc2, ready2)
-        for r in rows:
+        for r in acc:
             res.ready[r, 0] = (rotated if spread is not None else acc)[r].ready
-        return self._record(name, f"{opcode.name}.i32 (reduce)", res)
 
     def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:
         """SXM ``PERMUTE`` along the last axis: ``out[..., l] = x[..., index[l]]``.
