@@ -19,10 +19,10 @@ from openlpu.isa import DType, Instruction, Opcode, latency, missing_feature, st
 
 from .alloc import SramPlan
 from .errors import LoweringError
-from .placer import Placer
+from .placer import MAX_WAIT, Placer
 from .resources import Txn
 
-__all__ = ["Word", "permute_word", "vxm_word"]
+__all__ = ["CHAINED", "VxmStep", "Word", "permute_word", "vxm_chain", "vxm_word"]
 
 _DT = {8: DType.I8, 16: DType.I16, 32: DType.I32}
 
@@ -127,87 +127,184 @@ def _permute_on(pl: Placer, plan: SramPlan, txn: Txn, sxm: str, ts: int, d_in: i
     return None
 
 
+#: Stands for the previous step's result in a chain (:func:`vxm_chain`): taken from its
+#: stream at the VXM in the cycle it appears there, not read from SRAM.
+CHAINED = Word(-1, -1)
+
+
+@dataclass
+class VxmStep:
+    """One VXM instruction on one word: ``operands`` maps fields (``a``, ``b``, ``c`` for
+    ``SEL``'s condition) to words (or :data:`CHAINED`); ``imm`` replaces ``b`` by an
+    immediate; ``shift`` is ``REQ``'s ``c``; the result goes to ``out`` (group, address);
+    ``op`` names the op it belongs to."""
+
+    opcode: Opcode
+    bits: int
+    stype_bits: int
+    operands: dict[str, Word]
+    out: tuple[int, int]
+    imm: int | None = None
+    shift: int = 0
+    op: str = "?"
+
+
+class _Prepared:
+    """What the placement of a :class:`VxmStep` needs, computed once."""
+
+    def __init__(self, pl: Placer, plan: SramPlan, step: VxmStep):
+        widths = {f: step.stype_bits // 8 for f in "abc"}
+        if step.opcode is Opcode.REQ:
+            widths = {"a": 4, "b": 4}
+        self.step = step
+        self.distinct = [w for w in dict.fromkeys(step.operands.values()) if w is not CHAINED]
+        self.delays = _delays(plan, self.distinct)
+        self.width_of = {w: widths[f] for f, w in step.operands.items()}
+        self.out_group = plan.groups[step.out[0]]
+        self.out_dir = pl.toward(pl.v, pl.pos[self.out_group[0]])
+        self.lat = latency(step.opcode, pl.config)
+        alus = [a for a in pl.alus if missing_feature(step.opcode, a, pl.config) is None]
+        if not alus:
+            raise LoweringError(f"config {pl.config.name!r}: "
+                                f"{missing_feature(step.opcode, pl.alus[0], pl.config)}")
+        last = pl.sticky.get(("alu", step.opcode))
+        if last in alus:
+            alus.remove(last)
+            alus.insert(0, last)
+        self.alus = alus
+        self.earliest = 0
+        for i, w in enumerate(self.distinct):
+            far = max(abs(pl.pos[s] - pl.v) for s in plan.groups[w.gid])
+            self.earliest = max(self.earliest, w.ready + 2 + far + 2 * self.delays[i])
+
+    def place(self, pl: Placer, plan: SramPlan, txn: Txn, r: int, chained: int | None,
+              emit) -> tuple[object, int] | None:
+        """Claim the step at VXM cycle ``r`` (``chained``: the stream code holding the
+        previous result then); ``emit(txn, base, present)`` routes the result. Returns
+        ``(emit's result, result stream code)`` or ``None``."""
+        st = self.step
+        if not pl.group_free(txn, self.out_group, pl.v, r + self.lat) or not any(
+                txn.free(alu, r) for alu in self.alus):
+            return None
+        codes = {CHAINED: chained}
+        for i, w in enumerate(self.distinct):
+            code = _deliver(pl, plan, txn, w, self.delays[i], r, self.width_of[w], ("opnd", i))
+            if code is None:
+                return None
+            codes[w] = code
+        fields = {f: codes[w] for f, w in st.operands.items()}
+        if st.opcode is Opcode.REQ:
+            fields["c"] = st.shift
+        if st.imm is not None:
+            fields.update(bimm=1, imm=st.imm)
+        out_w = st.bits // 8
+        for alu in self.alus:
+            if not txn.free(alu, r):
+                continue
+            for base in pl.bases(out_w, ("out", self.out_dir)):
+                m = txn.mark()
+                instr = Instruction(st.opcode, dtype=_DT[st.bits].value,
+                                    stype=_DT[st.stype_bits].value,
+                                    dst=stream_code(self.out_dir, base), **fields)
+                if txn.slot(alu, r, instr):
+                    out = emit(txn, base, r + self.lat)
+                    if out is not None:
+                        pl.sticky[("out", self.out_dir)] = base
+                        pl.sticky[("alu", st.opcode)] = alu
+                        return out, stream_code(self.out_dir, base)
+                txn.rollback(m)
+        return None
+
+
+#: How far past its earliest cycle a chain may be pushed before its steps are placed one by
+#: one instead (its fixed step-to-step timing may collide with itself for ever).
+CHAIN_WAIT = 200
+
+
+def vxm_chain(pl: Placer, plan: SramPlan, steps: list[VxmStep]) -> list[int]:
+    """Place VXM instructions that feed each other on one word: step ``k + 1`` issues in the
+    cycle step ``k``'s result appears at the VXM and reads it from its stream (every result
+    is also written to its own word on the way). If the chain does not fit within
+    :data:`CHAIN_WAIT` cycles, its steps go one by one through SRAM. Returns each result's
+    ready cycle."""
+    if len(steps) > 1:
+        try:
+            return _place_chain(pl, plan, steps, CHAIN_WAIT)
+        except LoweringError:
+            pass
+    readies: list[int] = []
+    for st in steps:
+        if readies:
+            prev = Word(steps[len(readies) - 1].out[0], steps[len(readies) - 1].out[1],
+                        readies[-1])
+            st = VxmStep(st.opcode, st.bits, st.stype_bits,
+                         {f: prev if w is CHAINED else w for f, w in st.operands.items()},
+                         st.out, st.imm, st.shift, st.op)
+        readies += _place_chain(pl, plan, [st], MAX_WAIT)
+    return readies
+
+
+def _place_chain(pl: Placer, plan: SramPlan, steps: list[VxmStep], max_wait: int
+                 ) -> list[int]:
+    preps = [_Prepared(pl, plan, s) for s in steps]
+    offsets = [sum(p.lat for p in preps[:k]) for k in range(len(preps))]
+
+    def attempt(txn: Txn, r1: int):
+        readies, code = [], None
+        for p, off in zip(preps, offsets, strict=True):
+            mark = len(txn.slots)
+
+            def emit(txn: Txn, base: int, present: int, p=p):
+                return pl.write_group(txn, p.out_group, p.step.out[1], p.out_dir, base,
+                                      pl.v, present)
+            got = p.place(pl, plan, txn, r1 + off, code, emit)
+            if got is None:
+                return None
+            for q, c, _ in txn.slots[mark:]:
+                pl.pending_owner[(q, c)] = p.step.op
+            readies.append(got[0])
+            code = got[1]
+        return readies
+
+    earliest = max(p.earliest - off for p, off in zip(preps, offsets, strict=True))
+    names = "+".join(s.opcode.name for s in steps)
+    _, readies = pl.place(earliest, attempt, f"{names} word", max_wait)
+    return readies
+
+
 def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: int,
              operands: dict[str, Word], out: tuple[int, int], *, imm: int | None = None,
              shift: int = 0, then_permute: tuple[Word, tuple[int, int]] | None = None):
     """Place one VXM instruction on one word; returns the cycle its result is readable.
 
-    ``operands`` maps instruction fields (``a``, ``b``, and ``c`` for ``SEL``'s condition)
-    to words; ``imm`` replaces ``b`` by an immediate; ``shift`` is ``REQ``'s ``c``.
-    ``then_permute = (lane map, out2)`` also sends the result on to the SXM on ``out``'s side
-    (writing it to ``out`` on the way) and permutes it into ``out2``: returns both ready
-    cycles.
+    Arguments as the fields of :class:`VxmStep`. ``then_permute = (lane map, out2)`` also
+    sends the result on to the SXM on ``out``'s side (writing it to ``out`` on the way) and
+    permutes it into ``out2``: returns both ready cycles.
     """
-    widths = {"a": stype_bits // 8, "b": stype_bits // 8, "c": stype_bits // 8}
-    if opcode is Opcode.REQ:
-        widths = {"a": 4, "b": 4}
-    distinct = list(dict.fromkeys(operands.values()))
-    delays = _delays(plan, distinct)
-    width_of = {w: widths[f] for f, w in operands.items()}
-    out_group = plan.groups[out[0]]
-    out_dir = pl.toward(pl.v, pl.pos[out_group[0]])
+    if then_permute is None:
+        return vxm_chain(pl, plan, [VxmStep(opcode, bits, stype_bits, operands, out, imm,
+                                            shift, pl.op)])[0]
+    prep = _Prepared(pl, plan, VxmStep(opcode, bits, stype_bits, operands, out, imm, shift))
     out_w = bits // 8
-    lat = latency(opcode, pl.config)
-    alus = [a for a in pl.alus if missing_feature(opcode, a, pl.config) is None]
-    if not alus:
-        raise LoweringError(f"config {pl.config.name!r}: "
-                            f"{missing_feature(opcode, pl.alus[0], pl.config)}")
-    last = pl.sticky.get(("alu", opcode))
-    if last in alus:
-        alus.remove(last)
-        alus.insert(0, last)
-
-    def attempt(txn: Txn, r: int):
-        if not pl.group_free(txn, out_group, pl.v, r + lat) or not any(
-                txn.free(alu, r) for alu in alus):
-            return None
-        codes = {}
-        for i, w in enumerate(distinct):
-            code = _deliver(pl, plan, txn, w, delays[i], r, width_of[w], ("opnd", i))
-            if code is None:
-                return None
-            codes[w] = code
-        fields = {f: codes[w] for f, w in operands.items()}
-        if opcode is Opcode.REQ:
-            fields["c"] = shift
-        if imm is not None:
-            fields.update(bimm=1, imm=imm)
-        for alu in alus:
-            if not txn.free(alu, r):
-                continue
-            for base in pl.bases(out_w, ("out", out_dir)):
-                m = txn.mark()
-                instr = Instruction(opcode, dtype=_DT[bits].value, stype=_DT[stype_bits].value,
-                                    dst=stream_code(out_dir, base), **fields)
-                if txn.slot(alu, r, instr):
-                    ready = emit(txn, base, r + lat)
-                    if ready is not None:
-                        pl.sticky[("out", out_dir)] = base
-                        pl.sticky[("alu", opcode)] = alu
-                        return ready
-                txn.rollback(m)
-        return None
 
     def emit(txn: Txn, base: int, present: int):
-        if then_permute is None:
-            return pl.write_group(txn, out_group, out[1], out_dir, base, pl.v, present)
         sxm = _sxm_for(pl, plan, out[0])
         x = pl.pos[sxm]
-        if not all(txn.path(out_dir, base + k, pl.v, present, x) for k in range(out_w)):
+        if not all(txn.path(prep.out_dir, base + k, pl.v, present, x) for k in range(out_w)):
             return None
-        ready = pl.write_group(txn, out_group, out[1], out_dir, base, pl.v, present,
+        ready = pl.write_group(txn, prep.out_group, out[1], prep.out_dir, base, pl.v, present,
                                claim=False)
         if ready is None:
             return None
-        ready2 = _permute_on(pl, plan, txn, sxm, present + abs(x - pl.v), out_dir, base,
+        ready2 = _permute_on(pl, plan, txn, sxm, present + abs(x - pl.v), prep.out_dir, base,
                              out_w, *then_permute)
         return None if ready2 is None else (ready, ready2)
 
-    earliest = 0
-    for i, w in enumerate(distinct):
-        far = max(abs(pl.pos[s] - pl.v) for s in plan.groups[w.gid])
-        earliest = max(earliest, w.ready + 2 + far + 2 * delays[i])
-    _, ready = pl.place(earliest, attempt, f"{opcode.name} word")
+    def attempt(txn: Txn, r: int):
+        got = prep.place(pl, plan, txn, r, None, emit)
+        return None if got is None else got[0]
+
+    _, ready = pl.place(prep.earliest, attempt, f"{opcode.name} word")
     return ready
 
 

@@ -32,7 +32,7 @@ from openlpu.config import ChipConfig
 from openlpu.isa import Opcode
 
 from .alloc import SramPlan, Tensor
-from .elementwise import Word, permute_word, vxm_word
+from .elementwise import CHAINED, VxmStep, Word, permute_word, vxm_chain, vxm_word
 from .errors import LoweringError
 from .layout import Layout
 from .matmul import MxmBlock, run_blocks
@@ -41,6 +41,9 @@ from .placer import Placer
 __all__ = ["LayerGraph", "OpRecord"]
 
 INT32_MIN = -(1 << 31)
+#: Longest chain of element-wise ops placed together (each reading the previous result
+#: from its stream): longer chains save more SRAM round trips but are harder to fit.
+MAX_CHAIN = 4
 #: Ops whose ``b`` operand may be an immediate (``bimm``).
 _NO_B = {Opcode.CVT, Opcode.EXP, Opcode.RECIP, Opcode.RSQRT, Opcode.GELU, Opcode.SILU,
          Opcode.MOV}
@@ -76,6 +79,8 @@ class LayerGraph:
         self.pl = Placer(config)
         self.records: dict[str, OpRecord] = {}
         self.inputs: dict[str, Tensor] = {}
+        #: Element-wise ops recorded but not placed yet: (result, step per word).
+        self._pending: list[tuple[Tensor, dict[tuple[int, int], VxmStep]]] = []
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -93,7 +98,14 @@ class LayerGraph:
         return t
 
     def word(self, t: Tensor, r: int, j: int) -> Word:
-        """Word ``(r, j)`` of ``t`` as an operand."""
+        """Word ``(r, j)`` of ``t`` as an operand (placing the pending element-wise ops first,
+        so that its ready cycle is known)."""
+        if self._pending and self._pending_tensor(t):
+            self.flush()
+        return self._word(t, r, j)
+
+    @staticmethod
+    def _word(t: Tensor, r: int, j: int) -> Word:
         return Word(int(t.gid[r, j]), int(t.addr[r, j]), int(t.ready[r, j]))
 
     def scratch(self, bits: int, avoid: set[str], what: str) -> tuple[int, int]:
@@ -175,21 +187,57 @@ class LayerGraph:
         cb = 32 if opcode is Opcode.REQ else sbits
         res = out if out is not None else self.plan.tensor(name, bits, layout, avoid)
         maps = {f: self._operand_words(t, layout) for f, t in tensors.items()}
-        self.pl.op = name
+        words = list(zip(*np.nonzero(layout.words()), strict=True))
+        chained = self._chain_fields(tensors, maps, words)
+        if not chained:
+            self.flush()
         L = self.L  # noqa: N806
-        for r, j in zip(*np.nonzero(layout.words()), strict=True):
-            ops = {f: self.word(t, *maps[f][(r, j)]) for f, t in tensors.items()}
-            near = {s for w in ops.values() for s in self.plan.groups[w.gid]}
+        steps = {}
+        for r, j in words:
+            ops = {f: CHAINED if f in chained else self._word(t, *maps[f][(r, j)])
+                   for f, t in tensors.items()}
+            near = {s for w in ops.values() if w is not CHAINED for s in self.plan.groups[w.gid]}
             near |= set(self.plan.groups[int(res.gid[r, j])])
             for f, mat in consts.items():
                 w = Word(*self.plan.const_word(cb, mat[r, j * L:(j + 1) * L], near,
                                                f"constant of {name}"))
                 near |= set(self.plan.groups[w.gid])
                 ops[f] = w
-            res.ready[r, j] = vxm_word(self.pl, self.plan, opcode, bits, sbits, ops,
-                                       res.loc(r, j), imm=imm, shift=shift)
+            steps[(int(r), int(j))] = VxmStep(opcode, bits, sbits, ops, res.loc(r, j), imm,
+                                              shift, name)
+        self._pending.append((res, steps))
         label = kind or f"{opcode.name}.i{bits}"
         return self._record(name, label, res)
+
+    def _pending_tensor(self, t: Tensor) -> bool:
+        return any(t.ready is res.ready for res, _ in self._pending)
+
+    def _chain_fields(self, tensors: dict[str, Tensor], maps: dict, words: list) -> set[str]:
+        """The operand fields that can take the last pending op's result straight from its
+        stream (same words, same lanes), or nothing if the op cannot join the chain."""
+        if not self._pending or len(self._pending) >= MAX_CHAIN:
+            return set()
+        last, steps = self._pending[-1]
+        fields = {f for f, t in tensors.items() if t.ready is last.ready}
+        if not fields or set(steps) != {(int(r), int(j)) for r, j in words}:
+            return set()
+        if any(self._pending_tensor(t) for f, t in tensors.items() if f not in fields):
+            return set()
+        for f in fields:
+            if any(maps[f][w] != w for w in words):
+                return set()
+        return fields
+
+    def flush(self) -> None:
+        """Place the pending chain of element-wise ops, word by word (each op reads the
+        previous one's result from its stream, see :func:`vxm_chain`)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        for w in pending[0][1]:
+            readies = vxm_chain(self.pl, self.plan, [steps[w] for _, steps in pending])
+            for (res, _), ready in zip(pending, readies, strict=True):
+                res.ready[w] = ready
 
     # --- lane reductions -------------------------------------------------------------------
 

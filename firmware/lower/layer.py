@@ -221,6 +221,7 @@ class LoweredLayer:
 
 def _finish(g: LayerGraph, kind: str, tokens: int, start: int, out_name: str,
             x: Tensor, cache: KVCache | None) -> LoweredLayer:
+    g.flush()
     cfg = g.config
     queues = g.pl.builder.queues()
     longest = max(queues, key=lambda q: len(queues[q]))

@@ -42,6 +42,9 @@ class Placer:
         self.op_cycles: dict[str, list[int]] = {}
         #: (queue, issue cycle) -> the op the instruction was placed for
         self.owner: dict[tuple[str, int], str] = {}
+        #: Set by an attempt that places instructions of several ops (a chain): the op of
+        #: each claimed slot, instead of :attr:`op`.
+        self.pending_owner: dict[tuple[str, int], str] = {}
         self.sticky: dict[object, object] = {}
         #: MXM queue -> cycle of its last instruction: a plane's queue is placed in order
         #: (its shadow buffer and accumulators carry state from one instruction to the next)
@@ -115,28 +118,38 @@ class Placer:
 
     # --- placement -------------------------------------------------------------------------
 
-    def place(self, earliest: int, attempt: Callable[[Txn, int], object], what: str):
+    def place(self, earliest: int, attempt: Callable[[Txn, int], object], what: str,
+              max_wait: int = MAX_WAIT):
         """Commit ``attempt(txn, t)`` at the first ``t >= earliest`` where it returns
-        something other than ``None``/``False``; returns ``(t, result)``."""
+        something other than ``None``/``False``; returns ``(t, result)``.
+
+        Raises
+        ------
+        LoweringError
+            Nothing fits within ``max_wait`` cycles."""
         earliest = max(0, earliest)
-        for t in range(earliest, earliest + MAX_WAIT):
+        for t in range(earliest, earliest + max_wait):
             txn = self.res.txn()
             out = attempt(txn, t)
             if out is not None and out is not False:
                 self._account(txn)
                 txn.commit()
                 return t, out
+            self.pending_owner.clear()
         raise LoweringError(f"{what} (op {self.op}) found no free cycle for its reads, "
-                            f"streams and writes within {MAX_WAIT} cycles of cycle "
+                            f"streams and writes within {max_wait} cycles of cycle "
                             f"{earliest} (config {self.config.name!r})")
 
     def _account(self, txn: Txn) -> None:
-        if not txn.slots:
-            return
-        for q, c, _ in txn.slots:
-            self.owner[(q, c)] = self.op
-        lo = min(c for _, c, _ in txn.slots)
-        hi = max(c + latency(i.op, self.config) for _, c, i in txn.slots)
-        rng = self.op_cycles.setdefault(self.op, [lo, hi])
-        rng[0] = min(rng[0], lo)
-        rng[1] = max(rng[1], hi)
+        spans: dict[str, list[int]] = {}
+        for q, c, i in txn.slots:
+            op = self.pending_owner.get((q, c), self.op)
+            self.owner[(q, c)] = op
+            end = c + latency(i.op, self.config)
+            lo, hi = spans.setdefault(op, [c, end])
+            spans[op] = [min(lo, c), max(hi, end)]
+        self.pending_owner.clear()
+        for op, (lo, hi) in spans.items():
+            rng = self.op_cycles.setdefault(op, [lo, hi])
+            rng[0] = min(rng[0], lo)
+            rng[1] = max(rng[1], hi)
