@@ -4,9 +4,10 @@ MXM utilisation.
 Each case is lowered, run on the golden model and checked: cycles equal to the prediction and
 every tensor of the integer reference's trace reproduced bit for bit. The table gives the
 cycles, the MXM utilisation (useful MACs / (cycles x ``config.macs_per_cycle``)) of the layer
-and of each phase (over the phase's span, the union of its ops' cycle ranges: phases overlap,
-an op starts as soon as its inputs are in SRAM), the SRAM the layer occupies and the longest
-queue (in instruction words; ``queue_depth`` is raised where a layer needs more).
+and of each phase (over the cycles in which one of its ops is active,
+:meth:`LoweredLayer.phase_cycles`: phases overlap, an op starts as soon as its inputs are in
+SRAM), the SRAM the layer occupies and the longest queue (in instruction words;
+``queue_depth`` is raised where a layer needs more).
 
 Cases: a random Llama layer (hidden 40, 5 heads, 1 KV head, FFN 50) on ``ecp5`` and ``sim``
 (prefill of 8 tokens and one decode step at position 8), a random Llama layer with

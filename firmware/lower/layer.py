@@ -99,7 +99,8 @@ class LoweredLayer:
     op_cycles : dict
         Trace name -> ``(first cycle, end cycle)`` of the instructions lowered for that op.
     phases : dict
-        Phase -> ``(first cycle, end cycle)`` over its ops.
+        Phase (one of :data:`PHASES`) -> ``(first cycle, end cycle)`` over its ops (see also
+        :meth:`phase_cycles`, :meth:`phase_utilization`).
     macs, phase_macs : int, dict
         Useful multiply-accumulates (the reference's matmul sizes, no padding), in all and per
         phase.
@@ -130,12 +131,25 @@ class LoweredLayer:
         """Useful MACs / (predicted cycles x ``config.macs_per_cycle``)."""
         return self.macs / (self.predicted_cycles * self.config.macs_per_cycle)
 
-    def phase_utilization(self) -> dict[str, float]:
-        """Per phase: useful MACs / (the phase's cycle span x ``macs_per_cycle``)."""
+    def phase_cycles(self) -> dict[str, int]:
+        """Per phase: cycles in which at least one of its ops is active (the union of its
+        ops' ranges; phases overlap, so these add up to more than the layer's cycles)."""
         out = {}
-        for ph, (lo, hi) in self.phases.items():
-            out[ph] = self.phase_macs.get(ph, 0) / (max(1, hi - lo) * self.config.macs_per_cycle)
+        for ph in self.phases:
+            spans = sorted(c for n, c in self.op_cycles.items() if phase_of(n) == ph)
+            total, end = 0, -1
+            for lo, hi in spans:
+                total += max(0, hi - max(lo, end))
+                end = max(end, hi)
+            out[ph] = total
         return out
+
+    def phase_utilization(self) -> dict[str, float]:
+        """Per phase: useful MACs / (:meth:`phase_cycles` x ``macs_per_cycle``)."""
+        cycles = self.phase_cycles()
+        return {ph: self.phase_macs.get(ph, 0) / (max(1, cycles[ph])
+                                                   * self.config.macs_per_cycle)
+                for ph in self.phases}
 
     def instructions(self) -> list[tuple[str, int, Instruction, str]]:
         """Every unit instruction of the program as ``(queue, issue cycle, instruction, op)``
@@ -150,7 +164,8 @@ class LoweredLayer:
             "config": self.config.name, "kind": self.kind, "tokens": self.tokens,
             "start": self.start, "predicted_cycles": self.predicted_cycles,
             "macs": self.macs, "mxm_utilization": self.mxm_utilization,
-            "phases": {p: {"cycles": c, "macs": self.phase_macs.get(p, 0),
+            "phases": {p: {"span": c, "active_cycles": self.phase_cycles()[p],
+                           "macs": self.phase_macs.get(p, 0),
                            "mxm_utilization": self.phase_utilization()[p]}
                        for p, c in self.phases.items()},
             "sram_bytes_used": self.sram_bytes_used,
