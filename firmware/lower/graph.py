@@ -9,6 +9,11 @@ places every word's instructions with a :class:`~firmware.lower.placer.Placer` a
 result under the reference's trace name, so that the final SRAM can be compared with the
 reference tensor by tensor.
 
+Chaining: an element-wise op on a short tensor (at most :data:`CHAIN_WORDS` words) that
+consumes the previous op's result word for word joins a *chain*: the chain is placed word by
+word, each op reading its predecessor's result from the stream at the VXM in the cycle it
+appears (it is written to SRAM on the way too), which saves an SRAM round trip per op.
+
 Broadcasting: a tensor operand either has the result's word layout (same words, same lanes)
 or is a replicated per-row scalar (a reduction result). A constant operand becomes a
 REQ/VXM immediate when it is one value that fits, and otherwise constant words laid out like
@@ -44,6 +49,9 @@ INT32_MIN = -(1 << 31)
 #: Longest chain of element-wise ops placed together (each reading the previous result
 #: from its stream): longer chains save more SRAM round trips but are harder to fit.
 MAX_CHAIN = 4
+#: Only ops on at most this many words chain: chaining saves latency, which matters for short
+#: tensors (decode, per-row scalars); long tensors pipeline better op by op.
+CHAIN_WORDS = 16
 #: Ops whose ``b`` operand may be an immediate (``bimm``).
 _NO_B = {Opcode.CVT, Opcode.EXP, Opcode.RECIP, Opcode.RSQRT, Opcode.GELU, Opcode.SILU,
          Opcode.MOV}
@@ -215,7 +223,7 @@ class LayerGraph:
     def _chain_fields(self, tensors: dict[str, Tensor], maps: dict, words: list) -> set[str]:
         """The operand fields that can take the last pending op's result straight from its
         stream (same words, same lanes), or nothing if the op cannot join the chain."""
-        if not self._pending or len(self._pending) >= MAX_CHAIN:
+        if not self._pending or len(self._pending) >= MAX_CHAIN or len(words) > CHAIN_WORDS:
             return set()
         last, steps = self._pending[-1]
         fields = {f for f, t in tensors.items() if t.ready is last.ready}
