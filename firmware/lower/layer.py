@@ -12,7 +12,26 @@ SRAM image.
 Llama layers support prefill (``tokens`` positions into an empty cache) and decode steps
 (``start = cache length``, usually one token): the KV cache lives at the same SRAM addresses
 in every program of one layer and ``capacity``, so the host keeps the SRAM between runs (or
-re-binds the cache with :meth:`LoweredLayer.bind`).
+re-binds the cache with :meth:`LoweredLayer.bind`). Words of the cache that no run has written
+must be zero (the golden model's SRAM starts at zero; the host writes the whole image).
+
+Example (prefill, then one decode step, on the golden model)::
+
+    cache = layer.new_cache()
+    ref, trace = layer.forward(x[:8], cache)              # the integer reference
+    pre = lower_llama_layer(config, layer, 8)
+    res = run_program(config, pre.bind(x[:8]))
+    assert res.cycles == pre.predicted_cycles and pre.compare(trace, res.sram) is None
+    out = pre.read_output(res.sram)                       # == ref
+    kv = pre.read_cache(res.sram)
+    step = lower_llama_layer(config, layer, 1, start=8)
+    res = run_program(config, step.bind(x[8:9], kv))
+    print(step.report(), step.phase_utilization(), step.op_cycles["attn.scores"])
+
+Phases (:data:`PHASES`) group the ops by trace name: ``norms`` (``ln*``), ``qkv``
+(projections, RoPE, the cache append), ``attention`` (``attn.*``), ``out_proj`` (the output
+projection and the first residual) and ``ffn``. Ops overlap in time: an op starts as soon as
+the words it reads are written, so phases overlap too.
 """
 
 from __future__ import annotations
