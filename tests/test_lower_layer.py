@@ -30,12 +30,15 @@ from sim_models import float_layers as fl
 from sim_models.golden import run_program
 from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
 
-#: The presets with queues deep enough for a whole small layer, and a mini config with 24
-#: lanes (not a power of two) in 3 superlanes, one MXM plane and 4 MEM slices per side.
+#: The presets with queues deep enough for a whole small layer, a mini config with 24 lanes
+#: (not a power of two) in 3 superlanes, one MXM plane and 4 MEM slices per side, and ecp5
+#: with tiny accumulators.
 CONFIGS = {name: PRESETS[name].replace(queue_depth=1 << 14) for name in ("sim", "ecp5")}
 CONFIGS["mini24"] = PRESETS["sim"].replace(name="mini24", superlanes=3, lanes_per_superlane=8,
                                            mem_slices_per_hemisphere=4, mxm_planes=1,
                                            queue_depth=1 << 14)
+#: Two accumulator entries: every matmul is cut into blocks of at most 2 rows.
+CONFIGS["acc2"] = CONFIGS["ecp5"].replace(name="acc2", mxm_acc_depth=2)
 
 
 def run_and_check(lowered, x, trace, cache=None):

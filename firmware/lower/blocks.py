@@ -102,8 +102,9 @@ def append_values(g: LayerGraph, v: Tensor, cache: KVCache, start: int) -> None:
         for ts in range(start // L, (start + t - 1) // L + 1):
             weights = [[g.word(v, p - start, int(ct)) if 0 <= p - start < t else zero
                         for p in range(ts * L, ts * L + L)]]
-            blocks.append(MxmBlock(weights, [[u] for u in unit], []))
-            outs.append([(int(rows_of[c]), ts) for c in chans])
+            for part in _row_blocks(len(chans), g.config.mxm_acc_depth):
+                blocks.append(MxmBlock(weights, [[unit[i]] for i in part], []))
+                outs.append([(int(rows_of[chans[i]]), ts) for i in part])
     vt = g.mxm("v.t", into.layout, blocks, outs, 0)
     if start == 0:
         g.vxm("v.cache", Opcode.CVT, 8, vt, stype_bits=32, out=into)
