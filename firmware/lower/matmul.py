@@ -5,7 +5,8 @@ int8 word (a constant weight row, a cached key, a row of ``V.T``, a row of activ
 the int32 accumulators go straight from ``ACC`` to the four MEM slices of the output word
 (the layer's ``REQ`` is a separate element-wise op). A :class:`MxmBlock` is one output block:
 ``rows`` input vectors times one weight tile per K step; blocks are dealt out to the MXM planes
-and each plane runs the in-order sequence of :mod:`firmware.lower.scheduler`::
+and each plane runs the in-order sequence of :mod:`firmware.lower.scheduler`
+(:func:`~firmware.lower.scheduler.plane_sequence`)::
 
     LW* (first tile) | IW  ABC x rows  LW* (next tile)  [ACC x rows after the last K step] | ...
 
@@ -24,6 +25,7 @@ from .alloc import SramPlan
 from .elementwise import Word
 from .placer import Placer
 from .resources import Txn
+from .scheduler import plane_sequence
 
 __all__ = ["MxmBlock", "run_blocks"]
 
@@ -81,22 +83,11 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
         steps.extend((blk, kt) for kt in range(len(blk.weights)))
 
     def ops(p: int):
-        steps = seqs[p]
-
         def loads(blk, kt):
             for j0, words in _chunks(plan, blk.weights[kt], limit):
                 yield ("LW", blk, j0, words)
-        if steps:
-            yield from loads(*steps[0])
-        for i, (blk, kt) in enumerate(steps):
-            yield ("IW",)
-            for row in range(len(blk.x)):
-                yield ("ABC", blk, row, kt)
-            if i + 1 < len(steps):
-                yield from loads(*steps[i + 1])
-            if kt == len(blk.weights) - 1:
-                for row in range(len(blk.x)):
-                    yield ("ACC", blk, row)
+        yield from plane_sequence(seqs[p], loads, lambda b: len(b.x),
+                                  lambda b: len(b.weights))
 
     abc_at: dict[tuple[int, int], int] = {}
 

@@ -30,6 +30,7 @@ order so that no plane claims resources far in the future ahead of another.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ from .resources import Reservations, Txn
 from .roles import PlaneRoles, RolePlan
 from .tiling import Block, Tiling
 
-__all__ = ["GemmScheduler", "ScheduleStats", "SramAllocator"]
+__all__ = ["GemmScheduler", "ScheduleStats", "SramAllocator", "plane_sequence"]
 
 #: How long an instruction may wait for its resources before the lowering gives up.
 MAX_WAIT = 20_000
@@ -112,6 +113,28 @@ class _Ring:
     nt: int
     start: int
     alive_until: int
+
+
+def plane_sequence(steps: list[tuple[object, int]], loads, rows, kt_count) -> Iterator[tuple]:
+    """One MXM plane's queue, in order (see the module docstring): for each ``(block, kt)``
+    of ``steps`` an ``IW``, one ``ABC`` per row, the ``LW``\\ s of the next step (``loads(block,
+    kt)`` yields them; the first step's come first) and, after a block's last K step
+    (``kt_count`` is an int, or a function of the block), one ``ACC`` per row. Ops are
+    tuples ``("LW", ...)``, ``("IW", block)``, ``("ABC", block, row, kt)``, ``("ACC", block,
+    row)``; ``rows(block)`` is the block's row count."""
+    if not steps:
+        return
+    last = kt_count if callable(kt_count) else (lambda _: kt_count)
+    yield from loads(*steps[0])
+    for i, (block, kt) in enumerate(steps):
+        yield ("IW", block)
+        for row in range(rows(block)):
+            yield ("ABC", block, row, kt)
+        if i + 1 < len(steps):
+            yield from loads(*steps[i + 1])
+        if kt == last(block) - 1:
+            for row in range(rows(block)):
+                yield ("ACC", block, row)
 
 
 def _top_down(width: int, streams: int) -> list[int]:
@@ -435,16 +458,7 @@ class GemmScheduler:
             for r0 in range(0, valid, c):
                 yield ("LW", block, kt, r0, min(c, valid - r0))
 
-        yield from loads(*steps[0])
-        for i, (block, kt) in enumerate(steps):
-            yield ("IW", block)
-            for row in range(block.rows):
-                yield ("ABC", block, row, kt)
-            if i + 1 < len(steps):
-                yield from loads(*steps[i + 1])
-            if kt == t.KT - 1:
-                for row in range(block.rows):
-                    yield ("ACC", block, row)
+        yield from plane_sequence(steps, loads, lambda b: b.rows, t.KT)
 
     def _earliest(self, plane: int, op: tuple, prev: int) -> int:
         if op[0] == "ACC":
