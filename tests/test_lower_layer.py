@@ -45,6 +45,7 @@ def run_and_check(lowered, x, trace, cache=None):
     """Run on the golden model; cycles and every traced tensor must match."""
     res = run_program(lowered.config, lowered.bind(x, cache))
     assert res.cycles == lowered.predicted_cycles
+    assert res.counters["macs"] == lowered.issued_macs
     diff = lowered.compare(trace, res.sram)
     assert diff is None, str(diff)
     return res

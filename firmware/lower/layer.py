@@ -150,6 +150,13 @@ class LoweredLayer:
         """Useful MACs / (predicted cycles x ``config.macs_per_cycle``)."""
         return self.macs / (self.predicted_cycles * self.config.macs_per_cycle)
 
+    @property
+    def issued_macs(self) -> int:
+        """MACs the MXM planes perform, padding and transpositions included (``ABC`` count x
+        ``L * L``): the golden model's ``counters["macs"]``."""
+        abc = sum(1 for _, _, i in self.graph.pl.builder.placed() if i.op is Opcode.ABC)
+        return abc * self.config.lanes ** 2
+
     def phase_cycles(self) -> dict[str, int]:
         """Per phase: cycles in which at least one of its ops is active (the union of its
         ops' ranges; phases overlap, so these add up to more than the layer's cycles)."""
