@@ -146,6 +146,18 @@ def test_phases_ops_and_figures(bert):
     assert 0 < lowered.sram_bytes_used <= CONFIGS["sim"].sram_bytes
 
 
+def test_compare_names_the_first_differing_op(bert):
+    layer, x = bert
+    lowered = lower_bert_layer(CONFIGS["ecp5"], layer, 2)
+    res = run_program(lowered.config, lowered.bind(x[:2]))
+    _, other = layer.forward(x[2:4])  # another input: every op differs from the first on
+    diff = lowered.compare(other, res.sram)
+    assert diff is not None and diff.name == other.names()[0] == "x8"
+    assert diff.op == "REQ.i8" and diff.max_error > 0 and diff.count > 0
+    assert diff.got == lowered.read("x8", res.sram)[diff.index] != diff.expected
+    assert "x8 (REQ.i8)" in str(diff)
+
+
 def test_sram_overflow_and_queue_depth_errors(llama):
     layer, _ = llama
     small = PRESETS["ecp5"].replace(mem_words_per_bank=64, queue_depth=1 << 14)

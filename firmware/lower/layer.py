@@ -242,10 +242,16 @@ class LoweredLayer:
 
     def compare(self, trace, sram: np.ndarray) -> TensorMismatch | None:
         """The first op (in the reference's order) whose tensor in ``sram`` differs from the
-        reference ``trace``, or ``None`` when every recorded tensor matches bit for bit."""
+        reference ``trace``, or ``None`` when every recorded tensor matches bit for bit.
+
+        Raises
+        ------
+        LoweringError
+            A tensor of ``trace`` was not lowered, or has another shape."""
+        missing = [n for n in trace.names() if n not in self.graph.records]
+        if missing:
+            raise LoweringError(f"the lowered layer has no tensor for {', '.join(missing)}")
         for name in trace.names():
-            if name not in self.graph.records:
-                continue
             want = trace[name]
             got = self.read(name, sram)
             if got.shape != want.shape:
