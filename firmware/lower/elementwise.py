@@ -93,17 +93,16 @@ def _sxm_for(pl: Placer, plan: SramPlan, gid: int) -> str:
 
 
 def _permute_on(pl: Placer, plan: SramPlan, txn: Txn, sxm: str, ts: int, d_in: int, a: int,
-                width: int, lane_map: Word, out: tuple[int, int]) -> int | None:
+                width: int, lane_map: Word, dest: int, finish):
     """``PERMUTE`` in cycle ``ts`` of the word on streams ``a ..`` (claimed by the caller up
-    to the SXM) with ``lane_map`` read from SRAM; writes the result to ``out``. Returns the
-    cycle the result is readable, or ``None``."""
+    to the SXM) with ``lane_map`` read from SRAM; the result heads for position ``dest`` and
+    ``finish(txn, direction, base, present)`` claims its way there. Returns what ``finish``
+    returns, or ``None``."""
     x = pl.pos[sxm]
     map_group = plan.groups[lane_map.gid]
-    out_group = plan.groups[out[0]]
-    d_out = pl.toward(x, pl.pos[out_group[0]])
+    d_out = pl.toward(x, dest)
     lat = latency(Opcode.PERMUTE, pl.config)
-    if not (txn.free(sxm, ts) and pl.group_free(txn, map_group, x, ts, lane_map.ready)
-            and pl.group_free(txn, out_group, x, ts + lat)):
+    if not (txn.free(sxm, ts) and pl.group_free(txn, map_group, x, ts, lane_map.ready)):
         return None
     for b in pl.bases(2, ("perm_b", sxm)):
         if b < a + width and a < b + 2:
@@ -118,13 +117,25 @@ def _permute_on(pl: Placer, plan: SramPlan, txn: Txn, sxm: str, ts: int, d_in: i
                                 stype=_DT[8 * width].value, dst=stream_code(d_out, o),
                                 a=stream_code(d_in, a), b=stream_code(d_in, b))
             if txn.slot(sxm, ts, instr):
-                ready = pl.write_group(txn, out_group, out[1], d_out, o, x, ts + lat)
-                if ready is not None:
+                got = finish(txn, d_out, o, ts + lat)
+                if got is not None:
                     pl.sticky.update({("perm_b", sxm): b, ("perm_o", sxm): o})
-                    return ready
+                    return got
             txn.rollback(m2)
         txn.rollback(m)
     return None
+
+
+def _writer(pl: Placer, plan: SramPlan, sxm: str, out: tuple[int, int]):
+    """``finish`` for :func:`_permute_on`: write the result to word ``out``."""
+    group = plan.groups[out[0]]
+    x = pl.pos[sxm]
+
+    def finish(txn: Txn, d: int, o: int, present: int):
+        if not pl.group_free(txn, group, x, present):
+            return None
+        return pl.write_group(txn, group, out[1], d, o, x, present)
+    return pl.pos[group[0]], finish
 
 
 #: Stands for the previous step's result in a chain (:func:`vxm_chain`): taken from its
@@ -297,7 +308,7 @@ def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: 
         if ready is None:
             return None
         ready2 = _permute_on(pl, plan, txn, sxm, present + abs(x - pl.v), prep.out_dir, base,
-                             out_w, *then_permute)
+                             out_w, then_permute[0], *_writer(pl, plan, sxm, then_permute[1]))
         return None if ready2 is None else (ready, ready2)
 
     def attempt(txn: Txn, r: int):
@@ -324,7 +335,8 @@ def permute_word(pl: Placer, plan: SramPlan, bits: int, src: Word, lane_map: Wor
         for a in pl.bases(nb, ("perm_a", sxm)):
             m = txn.mark()
             if pl.read_group(txn, group, src.addr, d_in, a, x, ts, src.ready):
-                ready = _permute_on(pl, plan, txn, sxm, ts, d_in, a, nb, lane_map, out)
+                ready = _permute_on(pl, plan, txn, sxm, ts, d_in, a, nb, lane_map,
+                                    *_writer(pl, plan, sxm, out))
                 if ready is not None:
                     pl.sticky[("perm_a", sxm)] = a
                     return ready
