@@ -125,9 +125,13 @@ class SramPlan:
             self.next[s] = addr + 1
         return addr
 
-    def scratch(self, bits: int, avoid: set[str], what: str) -> tuple[int, int]:
-        """``(group, address)`` of one fresh word, in the emptiest group avoiding ``avoid``."""
+    def scratch(self, bits: int, avoid: set[str], what: str,
+                side: str | None = None) -> tuple[int, int]:
+        """``(group, address)`` of one fresh word, in the emptiest group avoiding ``avoid``
+        (on the ``"w"`` or ``"e"`` side of the VXM if given)."""
         cands = self.candidates(bits // 8, avoid)
+        if side is not None:
+            cands = [c for c in cands if self.groups[c][0].startswith(f"mem_{side}")] or cands
         cands = [c for c in cands if not avoid.intersection(self.groups[c])] or cands
         g = min(cands, key=lambda c: max(self.next[s] for s in self.groups[c]))
         return g, self._take(g, what)

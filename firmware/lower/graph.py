@@ -37,7 +37,16 @@ from openlpu.config import ChipConfig
 from openlpu.isa import Opcode
 
 from .alloc import SramPlan, Tensor
-from .elementwise import CHAINED, VxmStep, Word, permute_word, vxm_chain, vxm_word
+from .elementwise import (
+    CHAIN_WAIT,
+    CHAINED,
+    VxmStep,
+    Word,
+    butterfly_chain,
+    permute_word,
+    vxm_chain,
+    vxm_word,
+)
 from .errors import LoweringError
 from .layout import Layout
 from .matmul import MxmBlock, run_blocks
@@ -342,6 +351,13 @@ class LayerGraph:
         ``(r, 0)``, step by step over all rows (see :meth:`_rotations`)."""
         rots, spread = self._rotations(opcode, n)
         maps = rots + ([spread] if spread is not None else [])
+        if rots and len(acc) <= CHAIN_WORDS:
+            for r in list(acc):
+                if self._butterfly_chain(name, opcode, acc[r], maps, spread is not None,
+                                         res, r):
+                    del acc[r]
+            if not acc:
+                return
         rotated = {}
         for r in acc:
             m = Word(*self.plan.const_word(16, maps[0], set(self.plan.groups[acc[r].gid])))
@@ -369,6 +385,24 @@ class LayerGraph:
                 acc[r], rotated[r] = Word(*loc, ready), Word(*loc2, ready2)
         for r in acc:
             res.ready[r, 0] = (rotated if spread is not None else acc)[r].ready
+
+    def _butterfly_chain(self, name: str, opcode: Opcode, acc: Word, maps: list,
+                         spread: bool, res: Tensor, r: int) -> bool:
+        """Row ``r``'s reduction as one rigid chain (:func:`butterfly_chain`); ``False`` if it
+        does not fit soon enough."""
+        side = "w" if self.plan.groups[acc.gid][0].startswith("mem_w") else "e"
+        steps = len(maps) - (1 if spread else 0)
+        near = set(self.plan.groups[acc.gid])
+        words = [Word(*self.plan.const_word(16, m, near)) for m in maps]
+        outs = [self.plan.scratch(32, near, f"{name} partial", side)
+                for _ in range(steps - (0 if spread else 1))] + [res.loc(r, 0)]
+        try:
+            ready = butterfly_chain(self.pl, self.plan, opcode, acc, words, outs, spread,
+                                    CHAIN_WAIT)
+        except LoweringError:
+            return False
+        res.ready[r, 0] = ready
+        return True
 
     def permute(self, name: str, x: Tensor, index: np.ndarray) -> Tensor:
         """SXM ``PERMUTE`` along the last axis: ``out[..., l] = x[..., index[l]]``.
