@@ -7,6 +7,9 @@ instruction per cycle), so all but one of them are read earlier and *held* by ``
 other ALUs (``MOV`` latency 2: one MOV per 2 cycles of delay). Special functions run only on
 the ALUs that have the special-function unit (``ChipConfig.vxm_special_alus``).
 
+A *chain* (:func:`vxm_chain`) places several ops on one word at once, each reading its
+predecessor's result from the stream at the VXM in the cycle it appears there.
+
 A ``PERMUTE`` word goes through the SXM on the side of its operand: the operand and the int16
 lane map arrive there together, the result flows back to its group.
 """
@@ -22,8 +25,7 @@ from .errors import LoweringError
 from .placer import MAX_WAIT, Placer
 from .resources import Txn
 
-__all__ = ["CHAINED", "VxmStep", "Word", "butterfly_chain", "permute_word", "vxm_chain",
-           "vxm_word"]
+__all__ = ["CHAINED", "VxmStep", "Word", "permute_word", "vxm_chain", "vxm_word"]
 
 _DT = {8: DType.I8, 16: DType.I16, 32: DType.I32}
 
@@ -348,98 +350,3 @@ def permute_word(pl: Placer, plan: SramPlan, bits: int, src: Word, lane_map: Wor
     _, ready = pl.place(max(src.ready, lane_map.ready) + 2 + far, attempt, "PERMUTE word")
     return ready
 
-
-def butterfly_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
-                    maps: list[Word], outs: list[tuple[int, int]], spread: bool,
-                    max_wait: int) -> int:
-    """A whole lane reduction of one word as one rigid chain through the SXM and the VXM.
-
-    ``PERMUTE`` by ``maps[0]`` feeds the first ``opcode.i32`` straight from the SXM; each op
-    reads its other operand (the previous partial result) from SRAM, writes its result to
-    ``outs[k]`` on the way to the SXM and is permuted by ``maps[k + 1]`` for the next op. The
-    last op writes ``outs[-1]`` (or, with ``spread``, a last ``PERMUTE`` by ``maps[-1]``
-    broadcasts lane 0 into ``outs[-1]``). The scratch words ``outs`` lie on the SXM's side.
-    Returns the cycle the result is readable.
-
-    Raises
-    ------
-    LoweringError
-        No placement within ``max_wait`` cycles (the caller then goes step by step).
-    """
-    sxm = _sxm_for(pl, plan, acc.gid)
-    x = pl.pos[sxm]
-    to_sxm = pl.toward(pl.v, x)
-    lat_op = latency(opcode, pl.config)
-    steps = len(maps) - (1 if spread else 0)
-    alus = [a for a in pl.alus if missing_feature(opcode, a, pl.config) is None]
-
-    def to_vxm_finish(txn: Txn, d: int, o: int, present: int):
-        if not all(txn.path(d, o + k, x, present, pl.v) for k in range(4)):
-            return None
-        return stream_code(d, o), present + abs(x - pl.v)
-
-    def op_step(txn: Txn, k: int, prev: Word, code: int, r: int):
-        """Op ``k`` at VXM cycle ``r``; returns ``(ready, next stream code, next cycle)`` or
-        ``(ready,)`` for the last one."""
-        a = _deliver(pl, plan, txn, prev, 0, r, 4, ("bfly", k))
-        if a is None:
-            return None
-        last = k == steps - 1 and not spread
-        group = plan.groups[outs[k][0]]
-        d = pl.toward(pl.v, pl.pos[group[0]]) if last else to_sxm
-        for alu in alus:
-            for base in pl.bases(4, ("out", d)):
-                m = txn.mark()
-                instr = Instruction(opcode, dtype=DType.I32.value, stype=DType.I32.value,
-                                    dst=stream_code(d, base), a=a, b=code)
-                if not txn.slot(alu, r, instr):
-                    txn.rollback(m)
-                    break
-                present = r + lat_op
-                if last:
-                    ready = pl.write_group(txn, group, outs[k][1], d, base, pl.v, present)
-                    if ready is not None:
-                        return (ready,)
-                elif all(txn.path(d, base + i, pl.v, present, x) for i in range(4)):
-                    ready = pl.write_group(txn, group, outs[k][1], d, base, pl.v, present,
-                                           claim=False)
-                    if ready is not None:
-                        ts = present + abs(x - pl.v)
-                        if k + 1 < steps:
-                            got = _permute_on(pl, plan, txn, sxm, ts, d, base, 4, maps[k + 1],
-                                              pl.v, to_vxm_finish)
-                            if got is not None:
-                                return ready, got[0], got[1]
-                        else:
-                            got = _permute_on(pl, plan, txn, sxm, ts, d, base, 4, maps[-1],
-                                              *_writer(pl, plan, sxm, outs[-1]))
-                            if got is not None:
-                                return (got,)
-                txn.rollback(m)
-        return None
-
-    def attempt(txn: Txn, ts: int):
-        group = plan.groups[acc.gid]
-        d_in = pl.toward(pl.pos[group[0]], x)
-        if not (txn.free(sxm, ts) and pl.group_free(txn, group, x, ts, acc.ready)):
-            return None
-        for a in pl.bases(4, ("perm_a", sxm)):
-            m = txn.mark()
-            if pl.read_group(txn, group, acc.addr, d_in, a, x, ts, acc.ready):
-                got = _permute_on(pl, plan, txn, sxm, ts, d_in, a, 4, maps[0], pl.v,
-                                  to_vxm_finish)
-                if got is not None:
-                    code, r, prev = got[0], got[1], acc
-                    for k in range(steps):
-                        res = op_step(txn, k, prev, code, r)
-                        if res is None:
-                            return None
-                        if len(res) == 1:
-                            return res[0]
-                        prev, code, r = Word(*outs[k], res[0]), res[1], res[2]
-            txn.rollback(m)
-        return None
-
-    far = max(abs(pl.pos[s] - x) for s in plan.groups[acc.gid])
-    _, ready = pl.place(acc.ready + 2 + far, attempt, f"{opcode.name} butterfly", max_wait)
-    return ready

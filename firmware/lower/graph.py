@@ -22,9 +22,9 @@ the result (deduplicated, so a per-channel vector costs one word per column tile
 Lane reductions: padding lanes are replaced by the identity (``SEL`` against a constant lane
 mask), the row's words are combined with the VXM op, and ``log2 L`` butterfly steps
 (``PERMUTE`` by a lane rotation, then the op) leave the result in every lane (a row of one
-word needs only ``log2`` of its element count, see :meth:`LayerGraph.reduce`). Wrapping
-``ADD`` and ``MAX`` are associative and commutative, so the result equals the reference's
-tree.
+word needs only ``log2`` of its element count, see :meth:`LayerGraph.reduce`; a few rows go
+as one chain each, :mod:`firmware.lower.butterfly`). Wrapping ``ADD`` and ``MAX`` are
+associative and commutative, so the result equals the reference's tree.
 """
 
 from __future__ import annotations
@@ -37,16 +37,8 @@ from openlpu.config import ChipConfig
 from openlpu.isa import Opcode
 
 from .alloc import SramPlan, Tensor
-from .elementwise import (
-    CHAIN_WAIT,
-    CHAINED,
-    VxmStep,
-    Word,
-    butterfly_chain,
-    permute_word,
-    vxm_chain,
-    vxm_word,
-)
+from .butterfly import butterfly_chain
+from .elementwise import CHAIN_WAIT, CHAINED, VxmStep, Word, permute_word, vxm_chain, vxm_word
 from .errors import LoweringError
 from .layout import Layout
 from .matmul import MxmBlock, run_blocks
