@@ -124,6 +124,21 @@ def test_llama_prefill_then_decode_steps(llama):
         assert np.array_equal(kv[0], cache.k) and np.array_equal(kv[1], cache.v)
 
 
+def test_llama_chunked_prefill(llama):
+    """Several tokens at a time into a non-empty cache (positions 0-2, then 3-6, then 7)."""
+    layer, x = llama
+    cfg = CONFIGS["ecp5"]
+    cache, kv, pos = layer.new_cache(), None, 0
+    for t in (3, 4, 1):
+        out, trace = layer.forward(x[pos:pos + t], cache)
+        lowered = lower_llama_layer(cfg, layer, t, start=pos)
+        res = run_and_check(lowered, x[pos:pos + t], trace, kv)
+        assert np.array_equal(lowered.read_output(res.sram), out)
+        kv = lowered.read_cache(res.sram)
+        pos += t
+    assert np.array_equal(kv[0], cache.k) and np.array_equal(kv[1], cache.v)
+
+
 @pytest.mark.parametrize("config", ["sim", "ecp5"])
 def test_bert_prefill_is_bit_exact(bert, config):
     check_prefill(lower_bert_layer, *bert, config)
