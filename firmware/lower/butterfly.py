@@ -1,10 +1,10 @@
 """A lane reduction of one word as one rigid chain through the SXM and the VXM.
 
 The step-by-step reduction (:meth:`firmware.lower.graph.LayerGraph.reduce`) writes every
-rotated partial result to SRAM and reads it back for the next op. For a few rows, latency
-matters more than throughput: :func:`butterfly_chain` sends each rotated value straight from
-the SXM to the VXM op that combines it, so that a step costs the trip VXM -> SXM -> VXM and
-the two latencies only.
+rotated partial result to SRAM and reads it back for the next op. :func:`butterfly_chain`
+sends each rotated value straight from the SXM to the VXM op that combines it, so that a step
+costs the trip VXM -> SXM -> VXM and the two latencies only (and fewer SRAM accesses); the
+step-by-step form remains the fallback for rows whose chain does not fit.
 """
 
 from __future__ import annotations

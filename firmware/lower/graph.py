@@ -22,9 +22,10 @@ the result (deduplicated, so a per-channel vector costs one word per column tile
 Lane reductions: padding lanes are replaced by the identity (``SEL`` against a constant lane
 mask), the row's words are combined with the VXM op, and ``log2 L`` butterfly steps
 (``PERMUTE`` by a lane rotation, then the op) leave the result in every lane (a row of one
-word needs only ``log2`` of its element count, see :meth:`LayerGraph.reduce`; a few rows go
-as one chain each, :mod:`firmware.lower.butterfly`). Wrapping ``ADD`` and ``MAX`` are
-associative and commutative, so the result equals the reference's tree.
+word needs only ``log2`` of its element count, see :meth:`LayerGraph.reduce`; each row's
+butterfly goes as one chain, :mod:`firmware.lower.butterfly`, where it fits). Wrapping
+``ADD`` and ``MAX`` are associative and commutative, so the result equals the reference's
+tree.
 """
 
 from __future__ import annotations
@@ -301,8 +302,10 @@ class LayerGraph:
         over all lanes. A row of one word whose elements are lanes ``0 .. n-1`` (attention
         scores, short hidden sizes): a butterfly over those lanes only (``ceil(log2 n)``
         steps), leaving the result in those lanes, the only ones its consumers (ops on the
-        same rows) read. Placed step by step over all rows (every row's first step, then
-        every row's second ...), so that the rows pipeline through the SXM and the VXM."""
+        same rows) read. Each row's butterfly is placed as one chain
+        (:func:`~firmware.lower.butterfly.butterfly_chain`); rows where that does not fit go
+        step by step over all of them (every row's first step, then every row's second ...),
+        so that they pipeline through the SXM and the VXM."""
         L = self.L  # noqa: N806
         ident = 0 if opcode is Opcode.ADD else INT32_MIN
         layout = x.layout.reduced()
@@ -343,7 +346,7 @@ class LayerGraph:
         ``(r, 0)``, step by step over all rows (see :meth:`_rotations`)."""
         rots, spread = self._rotations(opcode, n)
         maps = rots + ([spread] if spread is not None else [])
-        if rots and len(acc) <= CHAIN_WORDS:
+        if rots:
             for r in list(acc):
                 if self._butterfly_chain(name, opcode, acc[r], maps, spread is not None,
                                          res, r):
