@@ -150,6 +150,12 @@ def test_phases_ops_and_figures(bert):
     lowered = lower_bert_layer(CONFIGS["sim"], layer, 2)
     assert set(lowered.phases) == set(PHASES)
     assert set(trace.names()) <= set(lowered.op_cycles)
+    ops = {o["name"]: o for o in lowered.ops()}
+    assert ops["q.acc"]["kind"] == "ABC" and ops["q.acc"]["phase"] == "qkv"
+    assert ops["attn.softmax.exp"]["kind"] == trace.op("attn.softmax.exp")
+    assert sum(o["macs"] for o in ops.values()) == lowered.macs
+    owners = {op for *_, op in lowered.instructions()}
+    assert owners <= set(ops)
     for lo, hi in lowered.op_cycles.values():
         assert 0 <= lo < hi <= lowered.predicted_cycles
     c = layer.config

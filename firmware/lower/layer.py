@@ -177,6 +177,18 @@ class LoweredLayer:
                                                    * self.config.macs_per_cycle)
                 for ph in self.phases}
 
+    def ops(self) -> list[dict]:
+        """Every lowered op in program order: ``name`` (the trace name), ``kind`` (the
+        instruction it stands for, as the trace records it: ``"ABC"``, ``"REQ.i8"``, ..),
+        ``phase``, ``start`` / ``end`` cycles and useful ``macs``. Untraced helper ops (the
+        value-cache transposition ``v.t``, ``v.cache``) are included."""
+        out = []
+        for rec in self.graph.records.values():
+            lo, hi = self.op_cycles.get(rec.name, (0, 0))
+            out.append({"name": rec.name, "kind": rec.kind, "phase": phase_of(rec.name),
+                        "start": lo, "end": hi, "macs": rec.macs})
+        return out
+
     def instructions(self) -> list[tuple[str, int, Instruction, str]]:
         """Every unit instruction of the program as ``(queue, issue cycle, instruction, op)``
         in cycle order, ``op`` being the trace name it was placed for (a timeline, e.g. for
