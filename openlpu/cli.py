@@ -1,4 +1,5 @@
-"""The ``openlpu`` command line: chip info, assembler, disassembler, program runner.
+"""The ``openlpu`` command line: chip info, assembler, disassembler, program runner, layer
+compiler and runner (``openlpu layer``), synthesis and board tools.
 
 Every subcommand takes ``--json`` where a script would want to read its output. User errors
 (bad config, bad assembly, bad program file, schedule violations) print one line naming the
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the chip top (default) or one unit")
     vlog.set_defaults(func=_cmd_verilog)
 
+    from .layer_cli import add_parser as add_layer_parser
+    add_layer_parser(sub)
     from .fpga.cli import add_parser as add_synth_parser
     add_synth_parser(sub)
     from firmware.runtime.cli import add_parsers as add_board_parsers
@@ -269,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``openlpu`` console script."""
     from firmware.asm import AsmError
+    from firmware.layer_run import LayerRunError
+    from firmware.lower.errors import LoweringError
+    from firmware.model_import import ModelImportError
     from firmware.program import ProgramError
     from sim_models.errors import ScheduleError
 
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CliError, ConfigError, IsaError, AsmError, ProgramError, ScheduleError,
-            OSError) as e:
+            LayerRunError, LoweringError, ModelImportError, OSError) as e:
         print(f"openlpu: error: {e}", file=sys.stderr)
         return 1
 

@@ -20,7 +20,7 @@ from sim_models.golden import RunResult, run_program
 from .runner import SIMULATORS, RtlJob, RtlResult, RtlRunError, run_rtl
 from .scoreboard import Comparison, compare, readback_words
 
-__all__ = ["BACKENDS", "Verified", "verify", "run_amaranth", "locate_difference"]
+__all__ = ["BACKENDS", "Verified", "verify", "run_amaranth", "locate_difference", "sram_image"]
 
 BACKENDS = ("amaranth", *SIMULATORS)
 
@@ -137,12 +137,22 @@ def locate_difference(config: ChipConfig, program: Program, simulator: str, *,
     return str(mismatch)
 
 
+def sram_image(config: ChipConfig, program: Program, rtl: RtlResult) -> np.ndarray:
+    """The SRAM as the RTL left it, in the golden model's ``sram`` layout: the program's own
+    image with every word the RTL read back on top (the read-back covers every word the
+    program writes, :func:`tb.scoreboard.readback_words`)."""
+    from firmware.program import sram_shape, write_mem_init
+
+    sram = np.zeros(sram_shape(config), dtype=np.uint8)
+    write_mem_init(sram, program, config)
+    for (mi, addr), word in zip(rtl.readback, rtl.words, strict=True):
+        sram[mi, addr >> config.offset_bits, addr & (config.mem_words_per_bank - 1)] = word
+    return sram
+
+
 def outputs_from_words(config: ChipConfig, program: Program, rtl: RtlResult) -> dict:
     """The program's output regions as the RTL left them (for ``openlpu run``)."""
     from firmware.program import read_output
 
-    sram = np.zeros((config.mem_slices, config.mem_banks, config.mem_words_per_bank,
-                     config.lanes), dtype=np.uint8)
-    for (mi, addr), word in zip(rtl.readback, rtl.words, strict=True):
-        sram[mi, addr >> config.offset_bits, addr & (config.mem_words_per_bank - 1)] = word
+    sram = sram_image(config, program, rtl)
     return {r.name: read_output(sram, r, config) for r in program.outputs}

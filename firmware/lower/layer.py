@@ -260,9 +260,18 @@ class LoweredLayer:
         ------
         LoweringError
             A tensor of ``trace`` was not lowered, or has another shape."""
+        diffs = self.differences(trace, sram, first_only=True)
+        return diffs[0] if diffs else None
+
+    def differences(self, trace, sram: np.ndarray, *,
+                    first_only: bool = False) -> list[TensorMismatch]:
+        """Every op (in the reference's order) whose tensor in ``sram`` differs from the
+        reference ``trace``: where the first difference is and the largest error, op by op.
+        Raises as :meth:`compare`."""
         missing = [n for n in trace.names() if n not in self.graph.records]
         if missing:
             raise LoweringError(f"the lowered layer has no tensor for {', '.join(missing)}")
+        out = []
         for name in trace.names():
             want = trace[name]
             got = self.read(name, sram)
@@ -273,9 +282,11 @@ class LoweredLayer:
             if len(bad):
                 i = tuple(int(v) for v in bad[0])
                 err = np.abs(got.astype(np.int64) - want.astype(np.int64))
-                return TensorMismatch(name, trace.op(name), i, int(want[i]), int(got[i]),
-                                      int(err.max()), len(bad))
-        return None
+                out.append(TensorMismatch(name, trace.op(name), i, int(want[i]), int(got[i]),
+                                          int(err.max()), len(bad)))
+                if first_only:
+                    break
+        return out
 
 
 def _finish(g: LayerGraph, kind: str, tokens: int, start: int, out_name: str,

@@ -1,0 +1,439 @@
+"""Run one transformer layer of a Hugging Face checkpoint on OpenLPU, end to end.
+
+This is what ``openlpu layer`` and the demo do, as a library:
+
+1. :func:`prepare_layer` reads the checkpoint (BERT or Llama family, :mod:`firmware.model_import`),
+   makes the float input (the user's ``[T, hidden]`` array, or the hidden states of seeded
+   random tokens after the float layers before layer ``N``), calibrates the integer layer on
+   seeded random samples of the same kind and quantises the input.
+2. :func:`run_layer` computes the integer reference (prefill of ``seq`` tokens, then ``decode``
+   single-token steps with the KV cache), lowers each run to a program
+   (:mod:`firmware.lower.layer`), runs it on the golden model (cycle count = prediction, every
+   traced tensor bit exact) and, for an RTL backend, on the RTL (compared with the golden
+   model word by word), and collects the figures in a :class:`LayerRun`.
+
+Decode steps continue the KV cache the previous run left in SRAM: the golden model's cache
+is bound into the next program, and the RTL runs the same programs, so a difference anywhere
+in the chain shows as a mismatch of the run where it arises.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from openlpu.config import ChipConfig
+
+__all__ = ["LayerRun", "LayerRunError", "PreparedLayer", "ProgramRun", "prepare_layer",
+           "run_layer"]
+
+#: Calibration: seeded random samples of these token counts (never the input itself).
+CALIBRATION_TOKENS = (16, 24)
+
+
+class LayerRunError(Exception):
+    """A request the layer runner cannot serve (bad input file, shape, option); the message
+    names the problem."""
+
+
+def _say(progress: Callable[[str], None] | None, text: str) -> None:
+    if progress is not None:
+        progress(text)
+
+
+@dataclass
+class PreparedLayer:
+    """One calibrated integer layer and its input.
+
+    Attributes
+    ----------
+    family : str
+        ``"bert"`` or ``"llama"``.
+    index : int
+        The layer's index in the checkpoint.
+    weights, model_config :
+        The float weights and hyper-parameters (:mod:`firmware.model_import`).
+    int_layer :
+        :class:`~sim_models.transformer.IntBertLayer` or
+        :class:`~sim_models.transformer.IntLlamaLayer`.
+    x_float : np.ndarray
+        float32 ``[T, hidden]``, the layer's input.
+    x_int : np.ndarray
+        int64 ``[T, hidden]``, the input quantised to the layer's int32 input scale.
+    """
+
+    family: str
+    index: int
+    source: Path
+    weights: object
+    model_config: object
+    int_layer: object
+    x_float: np.ndarray
+    x_int: np.ndarray
+
+    @property
+    def out_scale(self) -> float:
+        """Real value of one unit of the layer's int32 output."""
+        return float(self.int_layer.scales["out"])
+
+    def float_reference(self) -> np.ndarray:
+        """The float32 reference output of the whole input (decode steps of a causal layer
+        equal the matching rows of one prefill)."""
+        from sim_models import float_layers as fl
+
+        if self.family == "bert":
+            return fl.bert_layer(self.weights, self.model_config, self.x_float)[0]
+        return fl.llama_layer(self.weights, self.model_config, self.x_float)[0]
+
+
+def _hidden_states(model, index: int, token_ids: np.ndarray) -> np.ndarray:
+    """Float hidden states entering layer ``index`` for ``token_ids`` (embeddings, then the
+    float layers before ``index``)."""
+    from firmware.model_import import BertModelWeights
+    from sim_models import float_layers as fl
+
+    c = model.config
+    if isinstance(model, BertModelWeights):
+        x = fl.bert_embed(model.embeddings, c, token_ids)
+        for i in range(index):
+            x = fl.bert_layer(model.layers[i], c, x)[0]
+        return x.astype(np.float32)
+    x = model.embed_tokens[token_ids].astype(np.float32)
+    for i in range(index):
+        x = fl.llama_layer(model.layers[i], c, x)[0]
+    return x.astype(np.float32)
+
+
+def _read_input(path: Path, tokens: int | None, hidden: int) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise LayerRunError(f"{path}: not a readable .npy array ({e})") from None
+    if x.ndim != 2 or x.shape[1] != hidden:
+        raise LayerRunError(f"{path}: input must be float [T, {hidden}] (the layer's hidden "
+                            f"size), not {x.dtype} {list(x.shape)}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise LayerRunError(f"{path}: input must be float (hidden states), not {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise LayerRunError(f"{path}: input holds NaN or inf (first at {list(bad)})")
+    if tokens is not None and x.shape[0] != tokens:
+        raise LayerRunError(f"{path}: {x.shape[0]} rows, but --seq + --decode = {tokens}")
+    return x.astype(np.float32)
+
+
+def prepare_layer(model_dir: Path | str, index: int, tokens: int | None = None, *,
+                  input_path: Path | str | None = None, seed: int = 0,
+                  progress: Callable[[str], None] | None = None) -> PreparedLayer:
+    """Load layer ``index`` of the checkpoint in ``model_dir``, calibrate it and make its
+    input: the float32 array in ``input_path`` (``[T, hidden]``, ``T == tokens`` when both
+    are given) or, without it, the hidden states of ``tokens`` seeded random tokens.
+
+    Calibration uses seeded random samples (:data:`CALIBRATION_TOKENS` tokens each), never
+    the input itself, and sizes a Llama layer's KV cache and RoPE tables for ``T``
+    positions.
+
+    Raises
+    ------
+    ModelImportError
+        The checkpoint cannot be read (names the file and what is missing).
+    LayerRunError
+        Bad ``index``, ``tokens`` or input file.
+    """
+    from firmware.model_import import BertModelWeights, load_checkpoint
+    from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
+
+    if index < 0:
+        raise LayerRunError(f"--layer must be >= 0, not {index}")
+    if tokens is None and input_path is None:
+        raise LayerRunError("give the number of tokens or an input file")
+    if tokens is not None and tokens < 1:
+        raise LayerRunError(f"the layer needs at least one token, not {tokens}")
+    _say(progress, f"reading {model_dir} (layers 0..{index})")
+    model = load_checkpoint(model_dir, layers=range(index + 1))
+    c = model.config
+    family = "bert" if isinstance(model, BertModelWeights) else "llama"
+    rng = np.random.default_rng(seed)
+    vocab = c.vocab_size
+    # BERT's first ids are special tokens ([PAD], [unused..]); real text uses the rest.
+    lo = min(1000, vocab - 1) if family == "bert" else 0
+
+    def sample(t: int) -> np.ndarray:
+        return _hidden_states(model, index, rng.integers(lo, vocab, t))
+
+    if input_path is not None:
+        x = _read_input(Path(input_path), tokens, c.hidden_size)
+    else:
+        x = sample(tokens)
+    t = x.shape[0]
+    if family == "bert" and t > c.max_position_embeddings:
+        raise LayerRunError(f"{t} tokens exceed the model's max_position_embeddings "
+                            f"{c.max_position_embeddings}")
+    _say(progress, f"calibrating layer {index} ({family}, hidden {c.hidden_size}, "
+                   f"{c.num_heads} heads) on {len(CALIBRATION_TOKENS)} random samples")
+    samples = [sample(n) for n in CALIBRATION_TOKENS]
+    w = model.layers[index]
+    if family == "bert":
+        layer = calibrate_bert_layer(w, c, samples)
+    else:
+        layer = calibrate_llama_layer(w, c, samples, max_positions=t)
+    x_int = quantize(x, layer.scales["x"], 32)
+    return PreparedLayer(family, index, Path(model_dir), w, c, layer, x, x_int)
+
+
+@dataclass
+class ProgramRun:
+    """One program of a layer run (the prefill, or one decode step) and what it produced."""
+
+    name: str
+    lowered: object  #: :class:`~firmware.lower.layer.LoweredLayer`
+    program: object  #: the bound :class:`~firmware.program.Program`
+    golden_cycles: int
+    golden_seconds: float
+    lowering_seconds: float
+    #: Ops whose golden-model tensor differs from the integer reference.
+    differences: list = field(default_factory=list)
+    rtl_cycles: int | None = None
+    #: The RTL's comparison with the golden model, when it differs (None: equal).
+    rtl_mismatch: str | None = None
+    #: Ops whose RTL tensor differs from the integer reference.
+    rtl_differences: list = field(default_factory=list)
+    #: The final SRAM of the backend that produced the output (golden model or RTL).
+    sram: np.ndarray | None = field(default=None, repr=False)
+    trace: object = field(default=None, repr=False)  #: the integer reference's trace
+
+    @property
+    def bit_exact(self) -> bool:
+        """Golden model equals the reference; the RTL (if run) equals both."""
+        return (self.golden_cycles == self.lowered.predicted_cycles
+                and not self.differences and not self.rtl_differences
+                and self.rtl_mismatch is None
+                and (self.rtl_cycles is None or self.rtl_cycles == self.golden_cycles))
+
+
+@dataclass
+class LayerRun:
+    """A layer's prefill and decode steps on one backend, with the report's figures."""
+
+    prepared: PreparedLayer
+    config: ChipConfig
+    backend: str
+    seq: int
+    decode: int
+    runs: list[ProgramRun]
+    output: np.ndarray  #: int32 [T, hidden], the chip's output rows of every run
+    reference: np.ndarray  #: the integer reference's output
+    reference_float: np.ndarray
+    rtl_build_seconds: float | None = None
+    rtl_run_seconds: float | None = None
+
+    @property
+    def output_float(self) -> np.ndarray:
+        """The chip's output, dequantised."""
+        return (self.output.astype(np.float64) * self.prepared.out_scale).astype(np.float32)
+
+    @property
+    def cosine_vs_float(self) -> float:
+        """Cosine similarity of the dequantised chip output with the float32 reference."""
+        a = self.output_float.astype(np.float64).ravel()
+        b = self.reference_float.astype(np.float64).ravel()
+        return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+
+    @property
+    def bit_exact(self) -> bool:
+        """Every run bit exact and the output equal to the integer reference."""
+        return all(r.bit_exact for r in self.runs) and np.array_equal(self.output,
+                                                                      self.reference)
+
+    def int8_output(self) -> tuple[np.ndarray, float]:
+        """The layer output as int8 and its scale: BERT's own int8 output (``ln2.out``, the
+        chip's tensor); for Llama, whose output is the int32 residual stream, the chip's
+        output saturated to int8 by the host at a per-tensor scale."""
+        from sim_models.transformer import quantize
+
+        if self.prepared.family == "bert":
+            rows = [r.lowered.read("ln2.out", r.sram) for r in self.runs]
+            return (np.concatenate(rows).astype(np.int8),
+                    float(self.prepared.int_layer.scales["out8"]))
+        real = self.output_float
+        scale = float(max(np.abs(real).max(), 1e-30) / 127)
+        return quantize(real, scale, 8).astype(np.int8), scale
+
+    def report(self) -> dict:
+        """The figures ``openlpu layer --json`` prints."""
+        from firmware.lower.layer import PHASES
+
+        cfg = self.config
+        cycles = sum(r.rtl_cycles if r.rtl_cycles is not None else r.golden_cycles
+                     for r in self.runs)
+        predicted = sum(r.lowered.predicted_cycles for r in self.runs)
+        macs = sum(r.lowered.macs for r in self.runs)
+        pre = self.runs[0].lowered
+        phase_cycles = pre.phase_cycles()
+        steps = self.runs[1:]
+        weight_bytes = _weight_bytes(self.prepared)
+        rep = {
+            "model": str(self.prepared.source), "family": self.prepared.family,
+            "layer": self.prepared.index, "config": cfg.name, "backend": self.backend,
+            "seq": self.seq, "decode": self.decode,
+            "cycles": cycles, "predicted_cycles": predicted,
+            "bit_exact": self.bit_exact,
+            "cosine_vs_float": self.cosine_vs_float,
+            "mxm_utilization": macs / max(1, predicted * cfg.macs_per_cycle),
+            "macs": macs,
+            "sram_bytes_used": max(r.lowered.sram_bytes_used for r in self.runs),
+            "sram_bytes_available": cfg.sram_bytes,
+            "clock_mhz": cfg.clock_mhz,
+            "seconds_at_clock": cycles / (cfg.clock_mhz * 1e6),
+            "phases": {p: phase_cycles.get(p, 0) for p in PHASES},
+            "phase_mxm_utilization": {p: pre.phase_utilization().get(p, 0.0) for p in PHASES},
+            "runs": [self._run_report(r) for r in self.runs],
+            "mismatches": [m for r in self.runs for m in _mismatches(r)],
+            "weight_bytes": weight_bytes,
+        }
+        if steps:
+            step_cycles = sum(r.lowered.predicted_cycles for r in steps) / len(steps)
+            tps = cfg.clock_mhz * 1e6 / step_cycles
+            bound = cfg.stream_bytes_per_cycle * cfg.clock_mhz * 1e6 / max(1, weight_bytes)
+            rep["decode_tokens_per_s"] = tps
+            rep["decode_bound_tokens_per_s"] = bound
+            rep["decode_efficiency"] = tps / bound
+        if self.rtl_build_seconds is not None:
+            rep["rtl_build_seconds"] = self.rtl_build_seconds
+            rep["rtl_run_seconds"] = self.rtl_run_seconds
+        return rep
+
+    def _run_report(self, r: ProgramRun) -> dict:
+        lo = r.lowered
+        out = {"name": r.name, "tokens": lo.tokens, "start": lo.start,
+               "predicted_cycles": lo.predicted_cycles, "golden_cycles": r.golden_cycles,
+               "mxm_utilization": lo.mxm_utilization,
+               "queue_words": lo.report()["queue_words"], "queue_depth": self.config.queue_depth,
+               "bit_exact": r.bit_exact, "lowering_seconds": r.lowering_seconds,
+               "golden_seconds": r.golden_seconds}
+        if r.rtl_cycles is not None:
+            out["rtl_cycles"] = r.rtl_cycles
+            out["matches_golden"] = r.rtl_mismatch is None
+        return out
+
+
+def _weight_bytes(p: PreparedLayer) -> int:
+    """Bytes of int8 weights a token streams through the MXM (every matmul's weights)."""
+    w = p.weights
+    names = (("wq", "wk", "wv", "wo", "w_in", "w_out") if p.family == "bert" else
+             ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"))
+    return int(sum(getattr(w, n).size for n in names))
+
+
+def _mismatches(r: ProgramRun) -> list[dict]:
+    out = [{"run": r.name, "where": "golden", "tensor": d.name, "op": d.op,
+            "index": list(d.index), "got": d.got, "expected": d.expected,
+            "max_error": d.max_error, "count": d.count} for d in r.differences]
+    out += [{"run": r.name, "where": "rtl", "tensor": d.name, "op": d.op,
+             "index": list(d.index), "got": d.got, "expected": d.expected,
+             "max_error": d.max_error, "count": d.count} for d in r.rtl_differences]
+    if r.golden_cycles != r.lowered.predicted_cycles:
+        out.append({"run": r.name, "where": "golden", "detail":
+                    f"the golden model took {r.golden_cycles} cycles, the compiler predicted "
+                    f"{r.lowered.predicted_cycles}"})
+    if r.rtl_mismatch is not None:
+        out.append({"run": r.name, "where": "rtl-vs-golden", "detail": r.rtl_mismatch})
+    return out
+
+
+def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: int = 0,
+              backend: str = "golden", build_root: Path | str = "build/rtl",
+              progress: Callable[[str], None] | None = None) -> LayerRun:
+    """Prefill ``seq`` tokens, then ``decode`` single-token steps, on ``backend``
+    (``golden``, ``verilator`` or ``icarus``); see the module docstring.
+
+    Raises
+    ------
+    LayerRunError
+        Bad ``seq``/``decode`` for this layer, or an RTL simulator that cannot run.
+    SramCapacityError, QueueDepthError, LoweringError
+        The layer does not fit the chip (:mod:`firmware.lower.errors`).
+    """
+    from firmware.lower.layer import lower_bert_layer, lower_llama_layer
+    from sim_models.golden import run_program
+
+    p = prepared
+    total = len(p.x_int)
+    if seq < 1:
+        raise LayerRunError(f"--seq must be >= 1, not {seq}")
+    if decode < 0:
+        raise LayerRunError(f"--decode must be >= 0, not {decode}")
+    if seq + decode != total:
+        raise LayerRunError(f"the input has {total} tokens, but --seq + --decode = "
+                            f"{seq + decode}")
+    if decode and p.family == "bert":
+        raise LayerRunError("--decode needs a causal (Llama-family) layer: a BERT encoder "
+                            "layer attends to every token, so it has no decode step")
+    if backend not in ("golden", "verilator", "icarus"):
+        raise LayerRunError(f"unknown backend {backend!r}; choose golden, verilator or icarus")
+    layer = p.int_layer
+    cache = layer.new_cache() if p.family == "llama" else None
+    steps = [(0, seq)] + [(seq + i, 1) for i in range(decode)]
+    runs: list[ProgramRun] = []
+    refs: list[np.ndarray] = []
+    outs: list[np.ndarray] = []
+    kv = None
+    for start, t in steps:
+        name = "prefill" if start == 0 else f"decode{start - seq}"
+        x = p.x_int[start:start + t]
+        if p.family == "bert":
+            ref, trace = layer.forward(x)
+        else:
+            ref, trace = layer.forward(x, cache)
+        refs.append(ref)
+        _say(progress, f"{name}: lowering {t} token(s) at position {start} for {config.name}")
+        t0 = time.perf_counter()
+        if p.family == "bert":
+            lowered = lower_bert_layer(config, layer, t)
+        else:
+            lowered = lower_llama_layer(config, layer, t, start=start, capacity=total)
+        t1 = time.perf_counter()
+        program = lowered.bind(x, kv)
+        _say(progress, f"{name}: {lowered.predicted_cycles:,} cycles predicted; running on "
+                       f"the golden model")
+        res = run_program(config, program)
+        t2 = time.perf_counter()
+        runs.append(ProgramRun(name, lowered, program, res.cycles, t2 - t1, t1 - t0,
+                               lowered.differences(trace, res.sram), sram=res.sram,
+                               trace=trace))
+        outs.append(lowered.read_output(res.sram))
+        if cache is not None:
+            kv = lowered.read_cache(res.sram)
+    lr = LayerRun(p, config, backend, seq, decode, runs, np.concatenate(outs),
+                  np.concatenate(refs), p.float_reference())
+    if backend != "golden":
+        _run_on_rtl(lr, backend, build_root, progress)
+    return lr
+
+
+def _run_on_rtl(lr: LayerRun, backend: str, build_root, progress) -> None:
+    """Run every program of ``lr`` on the RTL in one simulator process and compare."""
+    from tb.runner import RtlRunError
+    from tb.verify import sram_image, verify
+
+    _say(progress, f"{backend}: building the chip model for {lr.config.name} (cached after "
+                   f"the first build) and running {len(lr.runs)} program(s)")
+    try:
+        verified = verify(lr.config, {r.name: r.program for r in lr.runs}, backend,
+                          build_root=build_root)
+    except RtlRunError as e:
+        raise LayerRunError(str(e)) from None
+    outs = []
+    for r, v in zip(lr.runs, verified, strict=True):
+        r.rtl_cycles = v.rtl.cycles
+        r.rtl_mismatch = None if v.matches else str(v.comparison)
+        r.sram = sram_image(lr.config, r.program, v.rtl)
+        r.rtl_differences = r.lowered.differences(r.trace, r.sram)
+        outs.append(r.lowered.read_output(r.sram))
+    lr.output = np.concatenate(outs)
+    lr.rtl_build_seconds = verified[0].rtl.build_seconds
+    lr.rtl_run_seconds = sum(v.rtl.run_seconds for v in verified)
