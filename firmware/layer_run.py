@@ -187,11 +187,12 @@ def prepare_layer(model_dir: Path | str, index: int, tokens: int | None = None, 
 
 @dataclass
 class ProgramRun:
-    """One program of a layer run (the prefill, or one decode step) and what it produced."""
+    """One run of a layer (the prefill, or one decode step) and what it produced: one program,
+    or several run in turn when the layer's code does not fit the instruction queues."""
 
     name: str
     lowered: object  #: :class:`~firmware.lower.layer.LoweredLayer`
-    program: object  #: the bound :class:`~firmware.program.Program`
+    programs: list  #: the bound :class:`~firmware.program.Program` s
     golden_cycles: int
     golden_seconds: float
     lowering_seconds: float
@@ -310,6 +311,7 @@ class LayerRun:
     def _run_report(self, r: ProgramRun) -> dict:
         lo = r.lowered
         out = {"name": r.name, "tokens": lo.tokens, "start": lo.start,
+               "programs": len(r.programs), "program_cycles": list(lo.program_cycles),
                "predicted_cycles": lo.predicted_cycles, "golden_cycles": r.golden_cycles,
                "mxm_utilization": lo.mxm_utilization,
                "queue_words": lo.report()["queue_words"], "queue_depth": self.config.queue_depth,
@@ -359,7 +361,6 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         The layer does not fit the chip (:mod:`firmware.lower.errors`).
     """
     from firmware.lower.layer import lower_bert_layer, lower_llama_layer
-    from sim_models.golden import run_program
 
     p = prepared
     total = len(p.x_int)
@@ -397,17 +398,18 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         else:
             lowered = lower_llama_layer(config, layer, t, start=start, capacity=total)
         t1 = time.perf_counter()
-        program = lowered.bind(x, kv)
-        _say(progress, f"{name}: {lowered.predicted_cycles:,} cycles predicted; running on "
-                       f"the golden model")
-        res = run_program(config, program)
+        programs = lowered.bind(x, kv)
+        _say(progress, f"{name}: {lowered.predicted_cycles:,} cycles predicted in "
+                       f"{len(programs)} program(s); running on the golden model")
+        results = lowered.run_golden(x, kv)
+        sram = results[-1].sram
         t2 = time.perf_counter()
-        runs.append(ProgramRun(name, lowered, program, res.cycles, t2 - t1, t1 - t0,
-                               lowered.differences(trace, res.sram), sram=res.sram,
+        runs.append(ProgramRun(name, lowered, programs, sum(r.cycles for r in results),
+                               t2 - t1, t1 - t0, lowered.differences(trace, sram), sram=sram,
                                trace=trace))
-        outs.append(lowered.read_output(res.sram))
+        outs.append(lowered.read_output(sram))
         if cache is not None:
-            kv = lowered.read_cache(res.sram)
+            kv = lowered.read_cache(sram)
     lr = LayerRun(p, config, backend, seq, decode, runs, np.concatenate(outs),
                   np.concatenate(refs), p.float_reference())
     if backend != "golden":
@@ -420,18 +422,35 @@ def _run_on_rtl(lr: LayerRun, backend: str, build_root, progress) -> None:
     from tb.runner import RtlRunError
     from tb.verify import sram_image, verify
 
+    programs, continues, owner = {}, set(), []
+    for r in lr.runs:
+        for k, prog in enumerate(r.programs):
+            key = f"{r.name}.{k}"
+            programs[key] = prog
+            owner.append(r)
+            if k:
+                continues.add(key)
     _say(progress, f"{backend}: building the chip model for {lr.config.name} (cached after "
-                   f"the first build) and running {len(lr.runs)} program(s)")
+                   f"the first build) and running {len(programs)} program(s)")
     try:
-        verified = verify(lr.config, {r.name: r.program for r in lr.runs}, backend,
+        verified = verify(lr.config, programs, backend, continues=continues,
                           build_root=build_root)
     except RtlRunError as e:
         raise LayerRunError(str(e)) from None
+    sram = None
+    for r in lr.runs:
+        r.rtl_cycles = 0
+    for key, r, v in zip(programs, owner, verified, strict=True):
+        r.rtl_cycles += v.rtl.cycles
+        if not v.matches:
+            r.rtl_mismatch = ((r.rtl_mismatch + "; ") if r.rtl_mismatch else "") + \
+                f"program {key}: {v.comparison}"
+        sram = sram_image(lr.config, programs[key], v.rtl,
+                          base=sram if key in continues else None)
+        if key == f"{r.name}.{len(r.programs) - 1}":
+            r.sram = sram
     outs = []
-    for r, v in zip(lr.runs, verified, strict=True):
-        r.rtl_cycles = v.rtl.cycles
-        r.rtl_mismatch = None if v.matches else str(v.comparison)
-        r.sram = sram_image(lr.config, r.program, v.rtl)
+    for r in lr.runs:
         r.rtl_differences = r.lowered.differences(r.trace, r.sram)
         outs.append(r.lowered.read_output(r.sram))
     lr.output = np.concatenate(outs)

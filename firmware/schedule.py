@@ -114,6 +114,12 @@ class ScheduleBuilder:
         slots[cycle] = instr
         self._done = max(self._done, cycle + latency(instr.op, cfg))
 
+    @property
+    def done(self) -> int:
+        """The cycle by which every placed instruction has issued and completed."""
+        last = [max(slots) + 1 for slots in self._slots.values() if slots]
+        return max(self._done, *last, 0)
+
     def busy(self, queue: str, cycle: int) -> bool:
         """Whether ``queue`` already issues something in ``cycle``."""
         return cycle in self._slots.get(queue, {})
@@ -122,6 +128,18 @@ class ScheduleBuilder:
         """Every placed unit instruction as ``(queue, cycle, instruction)``, in cycle order."""
         out = [(q, c, i) for q, slots in self._slots.items() for c, i in slots.items()]
         return sorted(out, key=lambda e: (e[1], e[0]))
+
+    def window(self, first: int, stop: int | None = None) -> ScheduleBuilder:
+        """A new builder with the instructions issued in cycles ``first <= cycle < stop``
+        (``stop`` None: to the end), moved ``first`` cycles earlier: one program of a
+        timetable that is run as several programs in turn (see
+        :mod:`firmware.lower.layer`)."""
+        out = ScheduleBuilder(self.config)
+        for q, slots in self._slots.items():
+            for c, instr in slots.items():
+                if c >= first and (stop is None or c < stop):
+                    out.place(q, c - first, instr)
+        return out
 
     # --- output ------------------------------------------------------------------------------
 
@@ -140,6 +158,12 @@ class ScheduleBuilder:
             if slots:
                 out[q.name] = self._emit(sorted(slots.items()), compress)
         return out
+
+    def code_words(self, timeline: list[tuple[int, Instruction]]) -> int:
+        """Instruction words (NOPs and REPEATs included, END not) that the ``(cycle,
+        instruction)`` pairs of one queue take on their own: an estimate of what a part
+        of a timetable adds to a queue."""
+        return len(self._emit(sorted(timeline, key=lambda e: e[0]), True)) - 1
 
     @staticmethod
     def _stepped(a: Instruction, b: Instruction) -> int | None:

@@ -42,8 +42,8 @@ def _print_report(rep: dict, run) -> None:
                if "rtl_cycles" in r else "")
         print(f"  {r['name']:<9} {r['tokens']:>3} token(s) at {r['start']:<4} "
               f"predicted {r['predicted_cycles']:>9,} golden {r['golden_cycles']:>9,}{rtl}; "
-              f"MXM {r['mxm_utilization']:.1%}, queue words {r['queue_words']:,}/"
-              f"{r['queue_depth']:,}")
+              f"MXM {r['mxm_utilization']:.1%}, {r['programs']} program(s), longest queue "
+              f"{r['queue_words']:,}/{r['queue_depth']:,} words")
     print(f"cycles {rep['cycles']:,} (predicted {rep['predicted_cycles']:,}) = "
           f"{rep['seconds_at_clock'] * 1e6:,.1f} us at {cfg.clock_mhz:g} MHz")
     print(f"MXM utilisation {rep['mxm_utilization']:.1%} over the layer; prefill per phase: "
@@ -119,8 +119,8 @@ def add_parser(sub) -> None:
     p.add_argument("--config", required=True,
                    help=f"preset ({', '.join(PRESETS)}) or .json file")
     p.add_argument("--queue-depth", type=int, metavar="WORDS",
-                   help="instruction queue depth instead of the config's (a power of two): "
-                        "for layers whose code does not fit the preset's queues")
+                   help="instruction queue depth instead of the config's (a power of two); a "
+                        "layer whose code does not fit the queues runs as several programs")
     p.add_argument("--backend", default="golden", choices=["golden", "verilator", "icarus"],
                    help="golden model (default), or the RTL compared with the golden model")
     p.add_argument("--seq", type=int, metavar="T",

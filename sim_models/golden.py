@@ -148,11 +148,15 @@ class GoldenModel:
     stream_log : list or None
         If a list, every stream-register write is appended as a :class:`StreamWrite` (what a
         waveform of the RTL is checked against, cycle by cycle).
+    sram : np.ndarray or None
+        The SRAM before the program's own image is written (default: zeros), e.g. the final
+        SRAM of the previous program when a host runs several programs in turn without
+        clearing it (a layer lowered to several programs). Copied, not modified.
     """
 
     def __init__(self, config: ChipConfig, program: Program, *, max_cycles: int = 50_000_000,
                  on_error: str = "raise", trace: list | None = None,
-                 stream_log: list | None = None):
+                 stream_log: list | None = None, sram: np.ndarray | None = None):
         if on_error not in ("raise", "collect"):
             raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
         program.check(config)
@@ -165,6 +169,11 @@ class GoldenModel:
         self.lanes = config.lanes
         self.sram = np.zeros((config.mem_slices, config.mem_banks, config.mem_words_per_bank,
                               config.lanes), dtype=np.uint8)
+        if sram is not None:
+            if sram.shape != self.sram.shape or sram.dtype != np.uint8:
+                raise ValueError(f"sram must be uint8 {list(self.sram.shape)} for config "
+                                 f"{config.name!r}, not {sram.dtype} {list(sram.shape)}")
+            self.sram[...] = sram
         write_mem_init(self.sram, program, config)
         self.streams = StreamFile(config.positions)
         self.planes = {p: _Plane(config.lanes, config.mxm_acc_depth)

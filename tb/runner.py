@@ -166,13 +166,16 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             written: list[list[tuple[int, int]]] | None = None, max_cycles: int = 10_000_000,
             build_root: Path | str = "build/rtl", waves: bool = False,
             optimize: bool = False, trace_to: Path | str | None = None,
-            trace_window: tuple[int, int] | None = None) -> list[RtlResult]:
+            trace_window: tuple[int, int] | None = None,
+            continues: list[bool] | None = None) -> list[RtlResult]:
     """Run each job's program in turn on one simulator instance of the chip.
 
     ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
     ``written_words``); before program ``i + 1`` the host zeroes them and program ``i``'s
     initialised words, so every program starts from the zeros plus its own SRAM image, as in
-    the golden model. ``expected_cycles`` lets the testbench run the clock freely that long
+    the golden model, unless ``continues[i + 1]``: then nothing is cleared and program
+    ``i + 1`` starts from the SRAM program ``i`` left (a layer run as several programs).
+    ``expected_cycles`` lets the testbench run the clock freely that long
     before it polls for DONE. With ``trace_to``, the run is traced and its FST waveform (the
     whole simulation: loading, the run and the read-back) is copied there; with
     ``trace_window=(a, b)`` as well, only chip cycles ``a <= cycle < b`` of the last program,
@@ -182,6 +185,7 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
     waves = waves or trace_to is not None
     runner, build_dir, build_seconds = build(config, simulator, build_root, waves, optimize)
     written = written or [[] for _ in jobs]
+    continues = continues or [False] * len(jobs)
     with tempfile.TemporaryDirectory(prefix="openlpu_job_") as tmp:
         tmp = Path(tmp)
         runs = []
@@ -191,8 +195,9 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             save(job.program, prog_path)
             runs.append({"program": str(prog_path), "expected_cycles": job.expected_cycles,
                          "readback": [list(w) for w in job.readback],
-                         "clear": [list(w) for w in sorted(clear)]})
-            clear = _init_words(config, job.program) | set(map(tuple, written[i]))
+                         "clear": [] if continues[i] else [list(w) for w in sorted(clear)]})
+            clear = ((clear if continues[i] else set()) | _init_words(config, job.program)
+                     | set(map(tuple, written[i])))
         spec = {"config": config.to_dict(), "runs": runs, "max_cycles": max_cycles,
                 "result": str(tmp / "result.json")}
         (tmp / "job.json").write_text(json.dumps(spec))

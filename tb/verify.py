@@ -41,8 +41,10 @@ class Verified:
 
 
 def run_amaranth(config: ChipConfig, jobs: list[RtlJob],
-                 written: list[list[tuple[int, int]]]) -> list[RtlResult]:
-    """Run jobs on the Amaranth design in Amaranth's simulator (slow: small programs only)."""
+                 written: list[list[tuple[int, int]]],
+                 continues: list[bool] | None = None) -> list[RtlResult]:
+    """Run jobs on the Amaranth design in Amaranth's simulator (slow: small programs only);
+    ``written`` and ``continues`` as for :func:`tb.runner.run_rtl`."""
     from amaranth.sim import Simulator
 
     from hdl.chip import Chip
@@ -61,7 +63,8 @@ def run_amaranth(config: ChipConfig, jobs: list[RtlJob],
         await bus.check_identity()
         clear: set = set()
         for i, job in enumerate(jobs):
-            await bus.clear_words(sorted(clear))
+            if not cont[i]:
+                await bus.clear_words(sorted(clear))
             await bus.load(job.program)
             t0 = time.perf_counter()
             cycles = await bus.run(job.expected_cycles, max(10 * job.expected_cycles, 10_000))
@@ -70,8 +73,10 @@ def run_amaranth(config: ChipConfig, jobs: list[RtlJob],
             words = await bus.read_words(job.readback)
             results.append(RtlResult("amaranth", cycles, counters, words, job.readback, 0.0,
                                      t1 - t0, 0.0))
-            clear = _init_words(config, job.program) | set(map(tuple, written[i]))
+            clear = ((clear if cont[i] else set()) | _init_words(config, job.program)
+                     | set(map(tuple, written[i])))
 
+    cont = continues or [False] * len(jobs)
     sim.add_testbench(bench)
     sim.run()
     for r in results:
@@ -80,29 +85,37 @@ def run_amaranth(config: ChipConfig, jobs: list[RtlJob],
 
 
 def verify(config: ChipConfig, programs: dict[str, Program], backend: str, *,
-           locate: bool = True, **kwargs) -> list[Verified]:
+           locate: bool = True, continues: frozenset[str] | set[str] = frozenset(),
+           **kwargs) -> list[Verified]:
     """Run every program on the golden model and on ``backend``; compare each pair.
 
+    The programs named in ``continues`` start from the SRAM the previous program left, on
+    both sides (a layer lowered to several programs); the others from their own image.
     With ``locate`` (the default), a program whose results differ is run once more, traced, on
     the same simulator, and :func:`locate_difference` adds the first differing cycle, stream,
-    slice and lane to its comparison. Keyword arguments go to :func:`tb.runner.run_rtl`
-    (``build_root``, ``waves``, ...).
+    slice and lane to its comparison (not for a program that continues another). Keyword
+    arguments go to :func:`tb.runner.run_rtl` (``build_root``, ``waves``, ...).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     names = list(programs)
-    goldens = [run_program(config, programs[n]) for n in names]
+    cont = [n in continues for n in names]
+    if cont and cont[0]:
+        raise ValueError(f"the first program ({names[0]}) has no program to continue")
+    goldens: list[RunResult] = []
+    for n, c in zip(names, cont, strict=True):
+        goldens.append(run_program(config, programs[n], sram=goldens[-1].sram if c else None))
     jobs = [RtlJob(programs[n], g.cycles, readback_words(config, programs[n], g))
             for n, g in zip(names, goldens, strict=True)]
     written = [g.written_words for g in goldens]
     if backend == "amaranth":
-        rtls = run_amaranth(config, jobs, written)
+        rtls = run_amaranth(config, jobs, written, cont)
     else:
-        rtls = run_rtl(config, jobs, backend, written=written, **kwargs)
+        rtls = run_rtl(config, jobs, backend, written=written, continues=cont, **kwargs)
     out = [Verified(n, g, r, compare(config, programs[n], g, r))
            for n, g, r in zip(names, goldens, rtls, strict=True)]
-    for v in out:
-        if locate and not v.matches and backend in SIMULATORS:
+    for v, c in zip(out, cont, strict=True):
+        if locate and not c and not v.matches and backend in SIMULATORS:
             build_root = kwargs.get("build_root", "build/rtl")
             v.comparison.problems.append(
                 locate_difference(config, programs[v.name], backend, build_root=build_root))
@@ -137,13 +150,15 @@ def locate_difference(config: ChipConfig, program: Program, simulator: str, *,
     return str(mismatch)
 
 
-def sram_image(config: ChipConfig, program: Program, rtl: RtlResult) -> np.ndarray:
-    """The SRAM as the RTL left it, in the golden model's ``sram`` layout: the program's own
-    image with every word the RTL read back on top (the read-back covers every word the
-    program writes, :func:`tb.scoreboard.readback_words`)."""
+def sram_image(config: ChipConfig, program: Program, rtl: RtlResult,
+               base: np.ndarray | None = None) -> np.ndarray:
+    """The SRAM as the RTL left it, in the golden model's ``sram`` layout: ``base`` (the
+    image the previous program left, for a program that continues it; default zeros), the
+    program's own image and every word the RTL read back on top (the read-back covers every
+    word the program writes, :func:`tb.scoreboard.readback_words`)."""
     from firmware.program import sram_shape, write_mem_init
 
-    sram = np.zeros(sram_shape(config), dtype=np.uint8)
+    sram = np.zeros(sram_shape(config), dtype=np.uint8) if base is None else base.copy()
     write_mem_init(sram, program, config)
     for (mi, addr), word in zip(rtl.readback, rtl.words, strict=True):
         sram[mi, addr >> config.offset_bits, addr & (config.mem_words_per_bank - 1)] = word

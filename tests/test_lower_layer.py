@@ -1,12 +1,13 @@
-"""Whole integer transformer layers lowered to one program (:mod:`firmware.lower.layer`).
+"""Whole integer transformer layers lowered to programs (:mod:`firmware.lower.layer`).
 
 Every run checks that the golden model takes exactly the predicted cycles and that every
 tensor the integer reference records (:class:`sim_models.transformer.Trace`) is reproduced bit
 for bit in the final SRAM (:meth:`LoweredLayer.compare` names the first op that differs).
 Random BERT and Llama layers with odd sizes (hidden 40, 5 heads, head_dim 8 or 10, GQA), on
-the ``sim`` preset, on ``ecp5`` and on a 24-lane mini config (all with deeper queues: a whole
-layer's code does not fit ``ecp5``'s 512-word queues, which is checked too), in prefill and
-decode; the real all-MiniLM-L6-v2 layer 0 on ``sim`` (marked slow).
+the ``sim`` preset, on ``ecp5`` and on a 24-lane mini config (all with deeper queues, so that
+a layer is one program), in prefill and decode; with ``ecp5``'s own 512-word queues, where the
+layer is cut into several programs run in turn; the real all-MiniLM-L6-v2 layer 0 on ``sim``
+(marked slow).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from minilm import require_minilm
 
 from firmware.lower import LoweringError, QueueDepthError, SramCapacityError
-from firmware.lower.layer import PHASES, lower_bert_layer, lower_llama_layer
+from firmware.lower.layer import PHASES, lower_bert_layer, lower_llama_layer, split_points
 from firmware.lower.layout import Layout, head_columns
 from firmware.model_import import (
     BertConfig,
@@ -27,7 +28,6 @@ from firmware.model_import import (
 )
 from openlpu.config import PRESETS
 from sim_models import float_layers as fl
-from sim_models.golden import run_program
 from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
 
 #: The presets with queues deep enough for a whole small layer, a mini config with 24 lanes
@@ -42,13 +42,16 @@ CONFIGS["acc2"] = CONFIGS["ecp5"].replace(name="acc2", mxm_acc_depth=2)
 
 
 def run_and_check(lowered, x, trace, cache=None):
-    """Run on the golden model; cycles and every traced tensor must match."""
-    res = run_program(lowered.config, lowered.bind(x, cache))
-    assert res.cycles == lowered.predicted_cycles
-    assert res.counters["macs"] == lowered.issued_macs
-    diff = lowered.compare(trace, res.sram)
+    """Run on the golden model (every program in turn); cycles and every traced tensor must
+    match. Returns the last program's result (the layer's final SRAM)."""
+    runs = lowered.run_golden(x, cache)
+    assert len(runs) == len(lowered.programs)
+    assert [r.cycles for r in runs] == lowered.program_cycles
+    assert sum(r.cycles for r in runs) == lowered.predicted_cycles
+    assert sum(r.counters["macs"] for r in runs) == lowered.issued_macs
+    diff = lowered.compare(trace, runs[-1].sram)
     assert diff is None, str(diff)
-    return res
+    return runs[-1]
 
 
 @pytest.fixture(scope="module", params=[
@@ -170,7 +173,7 @@ def test_phases_ops_and_figures(bert):
 def test_compare_names_the_first_differing_op(bert):
     layer, x = bert
     lowered = lower_bert_layer(CONFIGS["ecp5"], layer, 2)
-    res = run_program(lowered.config, lowered.bind(x[:2]))
+    (res,) = lowered.run_golden(x[:2])
     _, other = layer.forward(x[2:4])  # another input: every op differs from the first on
     diff = lowered.compare(other, res.sram)
     assert diff is not None and diff.name == other.names()[0] == "x8"
@@ -186,8 +189,45 @@ def test_sram_overflow_and_queue_depth_errors(llama):
         lower_llama_layer(small, layer, 4)
     assert e.value.needed > 0 and e.value.available == small.sram_bytes
     assert "bytes" in str(e.value)
-    with pytest.raises(QueueDepthError):
-        lower_llama_layer(PRESETS["ecp5"], layer, 2)
+    tiny = PRESETS["ecp5"].replace(queue_depth=16)
+    with pytest.raises(QueueDepthError) as e:
+        lower_llama_layer(tiny, layer, 2)
+    assert "alone needs" in str(e.value) and e.value.available == 16
+
+
+def test_layer_split_into_programs_that_fit_the_queues(llama):
+    """ecp5's own 512-word queues: the prefill and a decode step are cut into several
+    programs, run in turn with the SRAM kept; still bit exact and cycle exact, and only the
+    overlap at the cuts is lost."""
+    layer, x = llama
+    cfg = PRESETS["ecp5"]
+    cache = layer.new_cache()
+    out, trace = layer.forward(x[:3], cache)
+    lowered = lower_llama_layer(cfg, layer, 3)
+    assert len(lowered.programs) > 1 and len(lowered.program_cycles) == len(lowered.programs)
+    assert all(len(code) <= cfg.queue_depth for p in lowered.programs
+               for code in p.queues.values())
+    assert lowered.programs[0].mem_init and not any(p.mem_init for p in lowered.programs[1:])
+    res = run_and_check(lowered, x[:3], trace)
+    assert np.array_equal(lowered.read_output(res.sram), out)
+    whole = lower_llama_layer(CONFIGS["ecp5"], layer, 3)
+    assert len(whole.programs) == 1
+    assert whole.predicted_cycles <= lowered.predicted_cycles < 1.5 * whole.predicted_cycles
+    kv = lowered.read_cache(res.sram)
+    out, trace = layer.forward(x[3:4], cache)
+    step = lower_llama_layer(cfg, layer, 1, start=3)
+    res = run_and_check(step, x[3:4], trace, kv)
+    assert np.array_equal(step.read_output(res.sram), out)
+
+
+def test_split_points_greedy():
+    """Cuts as late as possible; an op bigger than the budget is refused by name."""
+    cfg = PRESETS["ecp5"]
+    words = {"a": {"q0": 5}, "b": {"q0": 4, "q1": 9}, "c": {"q1": 2}, "d": {"q1": 9}}
+    assert split_points(list(words), words, 10, cfg) == ["c", "d"]
+    assert split_points(list(words), words, 100, cfg) == []
+    with pytest.raises(QueueDepthError, match="op b alone needs about 9"):
+        split_points(list(words), words, 8, cfg)
 
 
 def test_rope_across_words(tmp_path):

@@ -82,8 +82,13 @@ class LayerGraph:
     """Lowers ops one by one into one program for ``config`` (see the module docstring);
     ``plan`` holds the SRAM addresses, ``pl`` the timetable, ``records`` the lowered ops."""
 
-    def __init__(self, config: ChipConfig):
+    def __init__(self, config: ChipConfig, cut_before: frozenset[str] = frozenset()):
         self.config = config
+        #: Ops that start a new program (:meth:`firmware.lower.placer.Placer.cut`): the
+        #: layer's code is split where one program would not fit the instruction queues.
+        self.cut_before = cut_before
+        #: Names of the ops placed so far, in program order (the candidates for a cut).
+        self.op_order: list[str] = []
         self.L = config.lanes
         self.plan = SramPlan(config)
         self.pl = Placer(config)
@@ -100,6 +105,13 @@ class LayerGraph:
             for g in np.unique(t.gid[t.gid >= 0]):
                 out.update(self.plan.groups[int(g)])
         return out
+
+    def _begin(self, name: str) -> None:
+        """Every op method starts here: a new program before the ops in ``cut_before``."""
+        self.op_order.append(name)
+        if name in self.cut_before:
+            self.flush()
+            self.pl.cut()
 
     def _record(self, name: str, kind: str, t: Tensor, macs: int = 0) -> Tensor:
         if name in self.records:
@@ -165,6 +177,7 @@ class LayerGraph:
         the layout of the first non-replicated tensor operand (or of ``out``, a tensor to
         write into, e.g. a KV-cache row).
         """
+        self._begin(name)
         sbits = bits if stype_bits is None else stype_bits
         if opcode is Opcode.REQ:
             sbits = 32
@@ -306,6 +319,7 @@ class LayerGraph:
         (:func:`~firmware.lower.butterfly.butterfly_chain`); rows where that does not fit go
         step by step over all of them (every row's first step, then every row's second ...),
         so that they pipeline through the SXM and the VXM."""
+        self._begin(name)
         L = self.L  # noqa: N806
         ident = 0 if opcode is Opcode.ADD else INT32_MIN
         layout = x.layout.reduced()
@@ -405,6 +419,7 @@ class LayerGraph:
         An output word whose elements come from several words of ``x`` is the sum of one
         ``PERMUTE`` per source word, each filling the other lanes with 0 (map entry
         ``0xFFFF``), added with ``ADD`` (exact: every lane has one nonzero term)."""
+        self._begin(name)
         L = self.L  # noqa: N806
         lay = x.layout
         src = np.take(lay.mcol, np.asarray(index), axis=-1).reshape(-1)
@@ -440,6 +455,7 @@ class LayerGraph:
             out_words: list[list[tuple[int, int]]], macs: int) -> Tensor:
         """``ABC`` blocks whose output row ``i`` of block ``b`` is word ``out_words[b][i]``
         (row, tile) of a new int32 tensor with ``layout``."""
+        self._begin(name)
         res = self.plan.tensor(name, 32, layout)
         for blk, words in zip(blocks, out_words, strict=True):
             blk.out = [res.loc(r, j) for r, j in words]

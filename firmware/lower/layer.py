@@ -15,17 +15,26 @@ in every program of one layer and ``capacity``, so the host keeps the SRAM betwe
 re-binds the cache with :meth:`LoweredLayer.bind`). Words of the cache that no run has written
 must be zero (the golden model's SRAM starts at zero; the host writes the whole image).
 
+Programs longer than the instruction queues: when the layer's code does not fit
+``config.queue_depth``, the timetable is cut between ops into several programs that the host
+runs in turn without clearing the SRAM (:func:`split_points`). At a cut every instruction
+before it has completed (no stream value, MXM weight or accumulator entry crosses it), so
+each program's cycle count is exact on its own and the layer takes their sum; only the
+overlap of the two ops at each cut is lost.
+
 Example (prefill, then one decode step, on the golden model)::
 
     cache = layer.new_cache()
     ref, trace = layer.forward(x[:8], cache)              # the integer reference
     pre = lower_llama_layer(config, layer, 8)
-    res = run_program(config, pre.bind(x[:8]))
-    assert res.cycles == pre.predicted_cycles and pre.compare(trace, res.sram) is None
-    out = pre.read_output(res.sram)                       # == ref
-    kv = pre.read_cache(res.sram)
+    runs = pre.run_golden(x[:8])                          # one result per program
+    sram = runs[-1].sram
+    assert sum(r.cycles for r in runs) == pre.predicted_cycles
+    assert pre.compare(trace, sram) is None
+    out = pre.read_output(sram)                           # == ref
+    kv = pre.read_cache(sram)
     step = lower_llama_layer(config, layer, 1, start=8)
-    res = run_program(config, step.bind(x[8:9], kv))
+    runs = step.run_golden(x[8:9], kv)
     print(step.report(), step.phase_utilization(), step.op_cycles["attn.scores"])
 
 Phases (:data:`PHASES`) group the ops by trace name: ``norms`` (``ln*``), ``qkv``
@@ -107,16 +116,22 @@ class LoweredLayer:
 
     Attributes
     ----------
-    program : Program
-        The program without inputs; :meth:`bind` adds them.
+    programs : list of Program
+        The programs without inputs, run in turn with the SRAM kept between them: one, unless
+        the layer's code does not fit ``config.queue_depth`` in one (see :func:`split_points`).
+        The first carries the SRAM image (weights, constants); :meth:`bind` adds the inputs.
     kind : str
         ``"bert"`` or ``"llama"``.
     tokens, start : int
         Tokens computed and the position of the first (the KV cache length before the run).
     predicted_cycles : int
-        The exact cycle count of a run.
+        The exact cycle count of a run: the sum of ``program_cycles``.
+    program_cycles : list of int
+        The exact cycle count of each program.
     op_cycles : dict
-        Trace name -> ``(first cycle, end cycle)`` of the instructions lowered for that op.
+        Trace name -> ``(first cycle, end cycle)`` of the instructions lowered for that op, on
+        the layer's timeline (the programs one after another, each starting where everything
+        before it has completed).
     phases : dict
         Phase (one of :data:`PHASES`) -> ``(first cycle, end cycle)`` over its ops (see also
         :meth:`phase_cycles`, :meth:`phase_utilization`).
@@ -127,12 +142,13 @@ class LoweredLayer:
         SRAM bytes the layer's tensors, constants and cache occupy.
     """
 
-    program: Program
+    programs: list[Program]
     config: ChipConfig
     kind: str
     tokens: int
     start: int
     predicted_cycles: int
+    program_cycles: list[int]
     op_cycles: dict[str, tuple[int, int]]
     phases: dict[str, tuple[int, int]]
     macs: int
@@ -207,18 +223,21 @@ class LoweredLayer:
                            "mxm_utilization": self.phase_utilization()[p]}
                        for p, c in self.phases.items()},
             "sram_bytes_used": self.sram_bytes_used,
-            "queue_words": max(len(q) for q in self.program.queues.values()),
+            "programs": len(self.programs),
+            "program_cycles": list(self.program_cycles),
+            "queue_words": max(len(q) for p in self.programs for q in p.queues.values()),
         }
 
     # --- inputs and outputs ----------------------------------------------------------------
 
-    def bind(self, x, cache=None) -> Program:
-        """The program with the input ``x`` (int32 ``[tokens, hidden]``) and, for a decode
+    def bind(self, x, cache=None) -> list[Program]:
+        """The programs with the input ``x`` (int32 ``[tokens, hidden]``) and, for a decode
         step, the KV cache's first ``start`` positions (``(k, v)``, int8
         ``[kv_heads, >= start, head_dim]``, e.g. ``IntKVCache.k``/``.v`` or
-        :meth:`read_cache`) in its SRAM."""
+        :meth:`read_cache`) in the first program's SRAM image."""
         plan = self.graph.plan
-        inits = list(self.program.mem_init) + plan.bind(self.input_tensor, x)
+        first = self.programs[0]
+        inits = list(first.mem_init) + plan.bind(self.input_tensor, x)
         if self.start:
             if cache is None:
                 raise LoweringError(f"this program continues a KV cache of {self.start} "
@@ -227,9 +246,22 @@ class LoweredLayer:
             inits += plan.bind(self.cache.k_rows("k", 0, self.start), k)
             inits += plan.bind(self.cache.v_cols("v", 0, self.start),
                                v.transpose(1, 0, 2).reshape(self.start, -1))
-        p = self.program
-        return Program(p.config_name, p.config_hash, p.lanes, p.queues, inits, p.outputs,
-                       p.source)
+        p = first
+        return [Program(p.config_name, p.config_hash, p.lanes, p.queues, inits, p.outputs,
+                        p.source), *self.programs[1:]]
+
+    def run_golden(self, x, cache=None, **kwargs) -> list:
+        """Run the bound programs on the golden model in turn, each starting from the SRAM the
+        previous one left (as a host that does not clear the SRAM between them); returns
+        each program's :class:`~sim_models.golden.RunResult` (the last one's ``sram`` is the
+        layer's final SRAM). Keyword arguments go to the golden model."""
+        from sim_models.golden import run_program
+
+        out = []
+        for prog in self.bind(x, cache):
+            out.append(run_program(self.config, prog,
+                                   sram=out[-1].sram if out else None, **kwargs))
+        return out
 
     def read(self, name: str, sram: np.ndarray) -> np.ndarray:
         """Tensor ``name`` (a trace name) from a final SRAM image, in the reference's shape."""
@@ -289,19 +321,101 @@ class LoweredLayer:
         return out
 
 
-def _finish(g: LayerGraph, kind: str, tokens: int, start: int, out_name: str,
-            x: Tensor, cache: KVCache | None) -> LoweredLayer:
+def _segment_queues(g: LayerGraph) -> list[dict[str, list[Instruction]]]:
+    """Each program's queue code (the timetable cut at ``g.pl.cuts``)."""
+    return [g.pl.builder.window(lo, hi).queues() for lo, hi in g.pl.segments()]
+
+
+def _overflow(config: ChipConfig, segments) -> tuple[int, str, int] | None:
+    """``(program, queue, words)`` of the longest queue over the depth, or None."""
+    worst = None
+    for k, queues in enumerate(segments):
+        for q, code in queues.items():
+            if len(code) > config.queue_depth and (worst is None or len(code) > worst[2]):
+                worst = (k, q, len(code))
+    return worst
+
+
+def _op_words(g: LayerGraph) -> dict[str, dict[str, int]]:
+    """Per op, per queue: the instruction words the op's own instructions take (its part of
+    the code, estimated on its own)."""
+    timelines: dict[str, dict[str, list]] = {}
+    for q, c, instr in g.pl.builder.placed():
+        op = g.pl.owner.get((q, c), "?")
+        timelines.setdefault(op, {}).setdefault(q, []).append((c, instr))
+    return {op: {q: g.pl.builder.code_words(tl) for q, tl in per_q.items()}
+            for op, per_q in timelines.items()}
+
+
+def split_points(order: list[str], words: dict[str, dict[str, int]], budget: int,
+                 config: ChipConfig) -> list[str]:
+    """The ops before which a new program starts so that no queue of a program takes more
+    than ``budget`` words by the per-op estimates ``words``, greedily (as late as possible).
+
+    Raises
+    ------
+    QueueDepthError
+        One op alone needs more than ``budget`` words on a queue: an op is never split.
+    """
+    cuts: list[str] = []
+    used: dict[str, int] = {}
+    for op in order:
+        need = words.get(op, {})
+        for q, n in need.items():
+            if n > budget:
+                raise QueueDepthError(
+                    f"op {op} alone needs about {n} instruction words on queue {q}; config "
+                    f"{config.name!r} holds {config.queue_depth} per queue (deeper queues "
+                    f"needed, or fewer tokens per program)", q, n, config.queue_depth)
+        if used and any(used.get(q, 0) + n > budget for q, n in need.items()):
+            cuts.append(op)
+            used = {}
+        for q, n in need.items():
+            used[q] = used.get(q, 0) + n
+    return cuts
+
+
+#: Fractions of the queue depth the greedy split aims for, tried in turn: per-op estimates
+#: ignore how ops share NOPs and REPEATs once interleaved, so a split is checked and redone
+#: tighter when a program still overflows.
+_SPLIT_BUDGETS = (0.9, 0.75, 0.6, 0.45, 0.3)
+
+
+def _lower(config: ChipConfig, kind: str, tokens: int, start: int, body) -> LoweredLayer:
+    """Lower ``body(graph) -> (output name, input tensor, cache)`` to one program or, when its
+    code does not fit the queues, to several programs cut between ops."""
+    g = LayerGraph(config)
+    out = body(g)
     g.flush()
+    segments = _segment_queues(g)
+    worst = _overflow(config, segments)
+    if worst is None:
+        return _finish(g, kind, tokens, start, segments, *out)
+    words = _op_words(g)
+    order = g.op_order
+    for frac in _SPLIT_BUDGETS:
+        budget = int((config.queue_depth - 1) * frac)
+        g = LayerGraph(config, frozenset(split_points(order, words, budget, config)))
+        out = body(g)
+        g.flush()
+        segments = _segment_queues(g)
+        worst = _overflow(config, segments)
+        if worst is None:
+            return _finish(g, kind, tokens, start, segments, *out)
+    k, q, n = worst
+    raise QueueDepthError(
+        f"{kind} layer ({tokens} tokens) on config {config.name!r}: program {k} of "
+        f"{len(segments)} still needs {n} instruction words on queue {q} with its END, the "
+        f"queues hold {config.queue_depth}", q, n, config.queue_depth)
+
+
+def _finish(g: LayerGraph, kind: str, tokens: int, start: int, segments: list,
+            out_name: str, x: Tensor, cache: KVCache | None) -> LoweredLayer:
     cfg = g.config
-    queues = g.pl.builder.queues()
-    longest = max(queues, key=lambda q: len(queues[q]))
-    if len(queues[longest]) > cfg.queue_depth:
-        raise QueueDepthError(
-            f"{kind} layer ({tokens} tokens) on config {cfg.name!r}: queue {longest} needs "
-            f"{len(queues[longest])} instruction words with its END, the queues hold "
-            f"{cfg.queue_depth}", longest, len(queues[longest]), cfg.queue_depth)
-    program = Program(cfg.name, cfg.config_hash, cfg.lanes, queues, list(g.plan.inits), [],
-                      {})
+    programs = [Program(cfg.name, cfg.config_hash, cfg.lanes, queues,
+                        list(g.plan.inits) if k == 0 else [], [], {})
+                for k, queues in enumerate(segments)]
+    cycles = [g.pl.builder.window(lo, hi).predicted_cycles() for lo, hi in g.pl.segments()]
     op_cycles = {n: tuple(c) for n, c in g.pl.op_cycles.items()}
     phases: dict[str, list[int]] = {}
     macs: dict[str, int] = {}
@@ -312,9 +426,9 @@ def _finish(g: LayerGraph, kind: str, tokens: int, start: int, out_name: str,
     rec: OpRecord
     for rec in g.records.values():
         macs[phase_of(rec.name)] = macs.get(phase_of(rec.name), 0) + rec.macs
-    return LoweredLayer(program, cfg, kind, tokens, start, g.pl.builder.predicted_cycles(),
-                        op_cycles, {p: tuple(r) for p, r in phases.items()},
-                        sum(macs.values()), macs, g.plan.bytes_used, g, out_name, cache, x)
+    return LoweredLayer(programs, cfg, kind, tokens, start, sum(cycles), cycles, op_cycles,
+                        {p: tuple(r) for p, r in phases.items()}, sum(macs.values()), macs,
+                        g.plan.bytes_used, g, out_name, cache, x)
 
 
 def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
@@ -326,12 +440,16 @@ def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
     SramCapacityError
         The weights, activations and cache do not fit (bytes needed and available).
     QueueDepthError
-        A queue's code is longer than ``config.queue_depth``.
+        The code does not fit ``config.queue_depth`` even cut into several programs (one op
+        alone needs more words on a queue than it holds).
     LoweringError
         Anything else the chip cannot do (see the message).
     """
+    return _lower(config, "bert", tokens, 0, lambda g: _bert_body(g, layer, tokens))
+
+
+def _bert_body(g: LayerGraph, layer, tokens: int):
     c = layer.config
-    g = LayerGraph(config)
     L = g.L  # noqa: N806
     nh, dh, hid = c.num_heads, c.head_dim, c.hidden_size
     hc = head_columns(nh, dh, L)
@@ -356,7 +474,7 @@ def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
     h2 = g.vxm("h2", Opcode.ADDS, 32, requant(g, "h2.ffn", f2, layer.ffn_res),
                requant(g, "h2.y", y1_wide, layer.y1_res))
     norm(g, "ln2.", h2, layer.ln2)
-    return _finish(g, "bert", tokens, 0, "ln2.beta", x, cache)
+    return "ln2.beta", x, cache
 
 
 def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
@@ -368,12 +486,16 @@ def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
 
     Raises as :func:`lower_bert_layer`.
     """
-    c = layer.config
     cap = layer.max_positions if capacity is None else capacity
     if start + tokens > cap:
         raise LoweringError(f"positions {start}..{start + tokens - 1} exceed the KV cache "
                             f"capacity {cap}")
-    g = LayerGraph(config)
+    return _lower(config, "llama", tokens, start,
+                  lambda g: _llama_body(g, layer, tokens, start, cap))
+
+
+def _llama_body(g: LayerGraph, layer, tokens: int, start: int, cap: int):
+    c = layer.config
     L = g.L  # noqa: N806
     nh, nkv, dh, hid = c.num_heads, c.num_kv_heads, c.head_dim, c.hidden_size
     cache = KVCache.allocate(g, nkv, dh, cap)
@@ -403,4 +525,4 @@ def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
     d = linear(g, "down", a, layer.down.weight)
     g.vxm("out", Opcode.ADDS, 32, requant(g, "out.ffn", d, layer.down_res),
           requant(g, "out.h", h, layer.h_res))
-    return _finish(g, "llama", tokens, start, "out", x, cache)
+    return "out", x, cache

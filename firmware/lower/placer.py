@@ -49,6 +49,23 @@ class Placer:
         #: MXM queue -> cycle of its last instruction: a plane's queue is placed in order
         #: (its shadow buffer and accumulators carry state from one instruction to the next)
         self.plane_last: dict[str, int] = {}
+        #: First cycle of each program after the first (see :meth:`cut`).
+        self.cuts: list[int] = []
+
+    def cut(self) -> int:
+        """End the current program here: everything placed so far completes before the
+        returned cycle, and everything placed from now on issues at or after it, so the
+        timetable can be run as two programs in turn with the SRAM kept between them (no
+        stream value, MXM weight or accumulator crosses the cut). Returns the cut cycle."""
+        at = max(self.res.floor, self.builder.done)
+        self.res.floor = at
+        self.cuts.append(at)
+        return at
+
+    def segments(self) -> list[tuple[int, int | None]]:
+        """The ``(first, stop)`` cycle range of each program (``stop`` None for the last)."""
+        starts = [0, *self.cuts]
+        return list(zip(starts, [*self.cuts, None], strict=True))
 
     # --- geometry --------------------------------------------------------------------------
 
@@ -127,7 +144,7 @@ class Placer:
         ------
         LoweringError
             Nothing fits within ``max_wait`` cycles."""
-        earliest = max(0, earliest)
+        earliest = max(self.res.floor, earliest)
         for t in range(earliest, earliest + max_wait):
             txn = self.res.txn()
             out = attempt(txn, t)

@@ -41,6 +41,9 @@ class Reservations:
         self.cells: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
         # (slice, cycle, "r" | "w") -> bank
         self.banks: dict[tuple[str, int, str], int] = {}
+        #: No instruction may issue before this cycle (the start of the current program of a
+        #: timetable cut into several, :meth:`firmware.lower.placer.Placer.cut`).
+        self.floor = 0
 
     def txn(self) -> Txn:
         """A new, empty group of claims."""
@@ -84,7 +87,8 @@ class Txn:
 
     def slot(self, queue: str, cycle: int, instr: Instruction) -> bool:
         """Issue ``instr`` on ``queue`` in ``cycle``."""
-        if cycle < 0 or (queue, cycle) in self._slot_keys or self.res.builder.busy(queue, cycle):
+        if (cycle < self.res.floor or (queue, cycle) in self._slot_keys
+                or self.res.builder.busy(queue, cycle)):
             return False
         self.slots.append((queue, cycle, instr))
         self._slot_keys.add((queue, cycle))
@@ -92,7 +96,7 @@ class Txn:
 
     def free(self, queue: str, cycle: int) -> bool:
         """Whether ``queue`` could still issue something in ``cycle``."""
-        return (cycle >= 0 and (queue, cycle) not in self._slot_keys
+        return (cycle >= self.res.floor and (queue, cycle) not in self._slot_keys
                 and not self.res.builder.busy(queue, cycle))
 
     def path(self, direction: int, stream: int, p: int, w: int, q: int) -> bool:
