@@ -159,8 +159,9 @@ def prepare_layer(model_dir: Path | str, index: int, tokens: int | None = None, 
     family = "bert" if isinstance(model, BertModelWeights) else "llama"
     rng = np.random.default_rng(seed)
     vocab = c.vocab_size
-    # BERT's first ids are special tokens ([PAD], [unused..]); real text uses the rest.
-    lo = min(1000, vocab - 1) if family == "bert" else 0
+    # The first ~1000 ids of a BERT word-piece vocabulary are [PAD], [unusedN] and other
+    # special tokens that real text never holds; a small (test) vocabulary has none.
+    lo = 1000 if family == "bert" and vocab > 2000 else 0
 
     def sample(t: int) -> np.ndarray:
         return _hidden_states(model, index, rng.integers(lo, vocab, t))

@@ -59,6 +59,7 @@ __all__ = [
     "load_bert",
     "load_checkpoint",
     "load_llama",
+    "write_random_bert_checkpoint",
     "write_random_llama_checkpoint",
 ]
 
@@ -574,6 +575,37 @@ def load_checkpoint(directory: PathLike | str, layers: Iterable[int] | None = No
 # --------------------------------------------------------------------------------------------
 
 
+class _RandomWeights:
+    """Random float32 tensors for the checkpoint writers: linear weights ``N(0, 1/fan_in)``,
+    so that every sublayer contributes about as much as the residual it is added to (the HF
+    init, std 0.02, would make a layer's output almost equal to its input, and accuracy tests
+    on it meaningless); norm weights ``1 + N(0, 0.1)``; biases ``N(0, 0.1)``; embeddings
+    ``N(0, 1)``."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+
+    def lin(self, out_f: int, in_f: int) -> np.ndarray:
+        return (self.rng.standard_normal((out_f, in_f)) / math.sqrt(in_f)).astype(np.float32)
+
+    def norm(self, n: int) -> np.ndarray:
+        return (1.0 + 0.1 * self.rng.standard_normal(n)).astype(np.float32)
+
+    def bias(self, n: int) -> np.ndarray:
+        return (0.1 * self.rng.standard_normal(n)).astype(np.float32)
+
+    def embed(self, rows: int, n: int) -> np.ndarray:
+        return self.rng.standard_normal((rows, n)).astype(np.float32)
+
+    @staticmethod
+    def write(directory: PathLike | str, config: dict, tensors: dict) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        return directory
+
+
 def write_random_llama_checkpoint(
     directory: PathLike | str, *, hidden_size: int = 72, num_heads: int = 6,
     num_kv_heads: int = 2, intermediate_size: int = 200, num_layers: int = 1,
@@ -581,48 +613,34 @@ def write_random_llama_checkpoint(
     rope_theta: float = 10000.0, rms_norm_eps: float = 1e-5, tie_word_embeddings: bool = False,
     seed: int = 0,
 ) -> Path:
-    """Write a random ``LlamaForCausalLM`` checkpoint (``config.json`` + ``model.safetensors``).
-
-    Linear weights are drawn from ``N(0, 1/fan_in)``, so that every sublayer contributes about
-    as much as the residual it is added to (the HF init, std 0.02, would make a layer's output
-    almost equal to its input, and accuracy tests on it meaningless). Norm weights are
-    ``1 + N(0, 0.1)``; embeddings ``N(0, 1)``.
+    """Write a random ``LlamaForCausalLM`` checkpoint (``config.json`` + ``model.safetensors``)
+    with the weight statistics of :class:`_RandomWeights`.
 
     Returns
     -------
     pathlib.Path
         ``directory`` (created if needed).
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    r = _RandomWeights(seed)
     dh = head_dim if head_dim is not None else hidden_size // num_heads
     h, f = hidden_size, intermediate_size
-
-    def lin(out_f, in_f):
-        return (rng.standard_normal((out_f, in_f)) / math.sqrt(in_f)).astype(np.float32)
-
-    def norm():
-        return (1.0 + 0.1 * rng.standard_normal(h)).astype(np.float32)
-
-    tensors = {"model.embed_tokens.weight":
-               rng.standard_normal((vocab_size, h)).astype(np.float32)}
+    tensors = {"model.embed_tokens.weight": r.embed(vocab_size, h)}
     for i in range(num_layers):
         p = f"model.layers.{i}."
         tensors.update({
-            p + "self_attn.q_proj.weight": lin(num_heads * dh, h),
-            p + "self_attn.k_proj.weight": lin(num_kv_heads * dh, h),
-            p + "self_attn.v_proj.weight": lin(num_kv_heads * dh, h),
-            p + "self_attn.o_proj.weight": lin(h, num_heads * dh),
-            p + "mlp.gate_proj.weight": lin(f, h),
-            p + "mlp.up_proj.weight": lin(f, h),
-            p + "mlp.down_proj.weight": lin(h, f),
-            p + "input_layernorm.weight": norm(),
-            p + "post_attention_layernorm.weight": norm(),
+            p + "self_attn.q_proj.weight": r.lin(num_heads * dh, h),
+            p + "self_attn.k_proj.weight": r.lin(num_kv_heads * dh, h),
+            p + "self_attn.v_proj.weight": r.lin(num_kv_heads * dh, h),
+            p + "self_attn.o_proj.weight": r.lin(h, num_heads * dh),
+            p + "mlp.gate_proj.weight": r.lin(f, h),
+            p + "mlp.up_proj.weight": r.lin(f, h),
+            p + "mlp.down_proj.weight": r.lin(h, f),
+            p + "input_layernorm.weight": r.norm(h),
+            p + "post_attention_layernorm.weight": r.norm(h),
         })
-    tensors["model.norm.weight"] = norm()
+    tensors["model.norm.weight"] = r.norm(h)
     if not tie_word_embeddings:
-        tensors["lm_head.weight"] = lin(vocab_size, h)
+        tensors["lm_head.weight"] = r.lin(vocab_size, h)
     config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -643,6 +661,58 @@ def write_random_llama_checkpoint(
         "rope_scaling": None,
         "torch_dtype": "float32",
     }
-    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    return directory
+    return r.write(directory, config, tensors)
+
+
+def write_random_bert_checkpoint(
+    directory: PathLike | str, *, hidden_size: int = 64, num_heads: int = 4,
+    intermediate_size: int = 128, num_layers: int = 1, vocab_size: int = 97,
+    max_position_embeddings: int = 128, type_vocab_size: int = 2,
+    layer_norm_eps: float = 1e-12, seed: int = 0,
+) -> Path:
+    """Write a random ``BertModel`` checkpoint (``config.json`` + ``model.safetensors``, the
+    tensor names of ``BertModel``) with the weight statistics of :class:`_RandomWeights`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``directory`` (created if needed).
+    """
+    r = _RandomWeights(seed)
+    h, f = hidden_size, intermediate_size
+    tensors = {
+        "embeddings.word_embeddings.weight": r.embed(vocab_size, h),
+        "embeddings.position_embeddings.weight": r.embed(max_position_embeddings, h),
+        "embeddings.token_type_embeddings.weight": r.embed(type_vocab_size, h),
+        "embeddings.LayerNorm.weight": r.norm(h),
+        "embeddings.LayerNorm.bias": r.bias(h),
+    }
+    for i in range(num_layers):
+        p = f"encoder.layer.{i}."
+        a = p + "attention."
+        for name in ("self.query", "self.key", "self.value", "output.dense"):
+            tensors[f"{a}{name}.weight"] = r.lin(h, h)
+            tensors[f"{a}{name}.bias"] = r.bias(h)
+        tensors.update({
+            a + "output.LayerNorm.weight": r.norm(h), a + "output.LayerNorm.bias": r.bias(h),
+            p + "intermediate.dense.weight": r.lin(f, h),
+            p + "intermediate.dense.bias": r.bias(f),
+            p + "output.dense.weight": r.lin(h, f), p + "output.dense.bias": r.bias(h),
+            p + "output.LayerNorm.weight": r.norm(h), p + "output.LayerNorm.bias": r.bias(h),
+        })
+    config = {
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "hidden_size": h,
+        "num_attention_heads": num_heads,
+        "intermediate_size": f,
+        "num_hidden_layers": num_layers,
+        "hidden_act": "gelu",
+        "layer_norm_eps": layer_norm_eps,
+        "vocab_size": vocab_size,
+        "max_position_embeddings": max_position_embeddings,
+        "type_vocab_size": type_vocab_size,
+        "position_embedding_type": "absolute",
+        "torch_dtype": "float32",
+    }
+    return r.write(directory, config, tensors)

@@ -1,0 +1,153 @@
+"""``openlpu layer`` (:mod:`openlpu.layer_cli`, :mod:`firmware.layer_run`) on random BERT and
+Llama checkpoints: the report's figures, the saved outputs, the schedule trace, the input
+file, the errors a user can make, and whole layers on the RTL (Verilator and Icarus) of the
+``ecp5`` preset, whose 512-word queues make each run several programs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from firmware.model_import import write_random_bert_checkpoint, write_random_llama_checkpoint
+from openlpu.cli import main
+from openlpu.config import PRESETS
+from openlpu.toolchain import simulator_available
+
+PHASES = {"norms", "qkv", "attention", "out_proj", "ffn"}
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A small random Llama checkpoint: GQA (3 heads, 1 KV head), odd sizes."""
+    return write_random_llama_checkpoint(tmp_path_factory.mktemp("llama"), seed=5,
+                                         hidden_size=24, num_heads=3, num_kv_heads=1,
+                                         intermediate_size=40, head_dim=8)
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    """A small random BERT checkpoint with two layers (layer 1 is run)."""
+    return write_random_bert_checkpoint(tmp_path_factory.mktemp("bert"), seed=2,
+                                        hidden_size=40, num_heads=5, intermediate_size=56,
+                                        num_layers=2)
+
+
+def run_json(capsys, *args) -> tuple[int, dict]:
+    code = main(["layer", "--quiet", "--json", *map(str, args)])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def check_report(rep: dict, runs: int):
+    assert rep["bit_exact"] is True and rep["mismatches"] == []
+    assert rep["cycles"] == rep["predicted_cycles"] > 0
+    assert rep["cosine_vs_float"] >= 0.99
+    assert 0 < rep["mxm_utilization"] < 1
+    assert set(rep["phases"]) == PHASES and all(v > 0 for v in rep["phases"].values())
+    assert 0 < rep["sram_bytes_used"] <= rep["sram_bytes_available"]
+    assert rep["seconds_at_clock"] == pytest.approx(rep["cycles"] / (rep["clock_mhz"] * 1e6))
+    assert len(rep["runs"]) == runs
+    for r in rep["runs"]:
+        assert r["golden_cycles"] == r["predicted_cycles"] == sum(r["program_cycles"])
+        assert r["queue_words"] <= r["queue_depth"]
+        assert r["programs"] == len(r["program_cycles"])
+    assert sum(r["predicted_cycles"] for r in rep["runs"]) == rep["predicted_cycles"]
+
+
+def test_llama_prefill_and_decode_on_the_ecp5_preset(llama_dir, capsys):
+    code, rep = run_json(capsys, "--model", llama_dir, "--config", "ecp5", "--seq", 3,
+                         "--decode", 2, "--seed", 7)
+    assert code == 0
+    check_report(rep, 3)
+    assert rep["family"] == "llama" and rep["backend"] == "golden"
+    assert [r["start"] for r in rep["runs"]] == [0, 3, 4]
+    assert rep["runs"][0]["programs"] > 1  # 512-word queues: the prefill is cut
+    assert rep["decode_tokens_per_s"] == pytest.approx(
+        100e6 / np.mean([r["predicted_cycles"] for r in rep["runs"][1:]]))
+    assert 0 < rep["decode_efficiency"] < 1
+
+
+def test_bert_outputs_and_schedule_trace(bert_dir, tmp_path, capsys):
+    npz, trace = tmp_path / "out.npz", tmp_path / "schedule.json"
+    code, rep = run_json(capsys, "--model", bert_dir, "--layer", 1, "--config", "sim",
+                         "--seq", 5, "--save-output", npz, "--trace-schedule", trace)
+    assert code == 0
+    check_report(rep, 1)
+    assert rep["family"] == "bert" and "decode_tokens_per_s" not in rep
+    out = np.load(npz)
+    assert out["int8"].dtype == np.int8 and out["int8"].shape == (5, 40)
+    assert out["int32"].dtype == np.int32 and out["reference_float"].shape == (5, 40)
+    assert np.array_equal(out["int32"], out["reference_int32"])
+    scale = out["float"][out["int32"] != 0] / out["int32"][out["int32"] != 0]
+    assert np.allclose(scale, scale[0], rtol=1e-5)
+    cos = float(np.sum(out["float"] * out["reference_float"])
+                / np.linalg.norm(out["float"]) / np.linalg.norm(out["reference_float"]))
+    assert cos == pytest.approx(rep["cosine_vs_float"], abs=1e-5)
+
+    events = json.loads(trace.read_text())["traceEvents"]
+    names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"ops", "phases"} | {q.name for q in PRESETS["sim"].queues} <= names
+    spans = [e for e in events if e["ph"] == "X"]
+    assert {"q.acc", "attn.softmax.exp", "ln2.out"} <= {e["name"] for e in spans}
+    assert {"READ", "WRITE", "ABC", "EXP"} <= {e["name"] for e in spans}
+    assert all(0 <= e["ts"] and e["ts"] + e["dur"] <= rep["predicted_cycles"] for e in spans)
+    merged = [e for e in spans if "count" in e["args"]]  # instruction slices
+    assert all(e["dur"] == e["args"]["count"] for e in merged)
+
+
+def test_input_file(llama_dir, tmp_path, capsys):
+    x = np.random.default_rng(3).standard_normal((4, 24)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    npz = tmp_path / "o.npz"
+    code, rep = run_json(capsys, "--model", llama_dir, "--config", "sim", "--input",
+                         tmp_path / "x.npy", "--decode", 1, "--save-output", npz)
+    assert code == 0 and rep["seq"] == 3 and rep["decode"] == 1
+    check_report(rep, 2)
+    assert np.array_equal(np.load(npz)["input"], x)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seq", 2, "--decode", 1, "--bert"], "--decode needs a causal"),
+    (["--seq", 0], "at least one token"),
+    (["--layer", 5, "--seq", 2], "layer"),
+    (["--seq", 2, "--queue-depth", 100], "queue_depth"),
+    (["--seq", 2, "--input", "{bad_shape}"], "must be float [T, 24]"),
+    (["--seq", 2, "--input", "{nan}"], "NaN or inf (first at [1, 3])"),
+    (["--seq", 3, "--input", "{good}"], "4 rows, but --seq + --decode = 3"),
+    (["--seq", 2, "--model", "{missing}"], "checkpoint directory does not exist"),
+])
+def test_errors_are_one_line(llama_dir, bert_dir, tmp_path, capsys, args, message):
+    np.save(tmp_path / "bad_shape.npy", np.zeros((2, 7), np.float32))
+    nan = np.zeros((2, 24), np.float32)
+    nan[1, 3] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "good.npy", np.zeros((4, 24), np.float32))
+    files = {"bad_shape": tmp_path / "bad_shape.npy", "nan": tmp_path / "nan.npy",
+             "good": tmp_path / "good.npy", "missing": tmp_path / "nowhere"}
+    model = bert_dir if "--bert" in args else llama_dir
+    argv = ["layer", "--quiet", "--config", "ecp5"]
+    argv += [] if "--model" in args else ["--model", str(model)]
+    argv += [str(a).format(**files) for a in args if a != "--bert"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("openlpu: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_llama_layer_on_the_rtl(llama_dir, simulator, capsys):
+    """Prefill of 2 tokens and a decode step on the ecp5 preset's RTL: every program equals
+    the golden model in every SRAM word and cycle, and the output equals the reference."""
+    ok, why = simulator_available(simulator)
+    if not ok:
+        pytest.skip(why)
+    code, rep = run_json(capsys, "--model", llama_dir, "--config", "ecp5", "--seq", 2,
+                         "--decode", 1, "--backend", simulator)
+    assert code == 0, rep["mismatches"]
+    check_report(rep, 2)
+    for r in rep["runs"]:
+        assert r["matches_golden"] and r["rtl_cycles"] == r["predicted_cycles"]
+    assert rep["rtl_run_seconds"] > 0
