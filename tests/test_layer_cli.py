@@ -1,7 +1,7 @@
 """``openlpu layer`` (:mod:`openlpu.layer_cli`, :mod:`firmware.layer_run`) on random BERT and
 Llama checkpoints: the report's figures, the saved outputs, the schedule trace, the input
-file, the errors a user can make, and whole layers on the RTL (Verilator and Icarus) of the
-``ecp5`` preset, whose 512-word queues make each run several programs.
+file, the errors a user can make, and whole layers on the RTL (Verilator; Icarus in the slow
+session) of the ``ecp5`` preset, whose 512-word queues make each run several programs.
 """
 
 from __future__ import annotations
@@ -137,7 +137,13 @@ def test_errors_are_one_line(llama_dir, bert_dir, tmp_path, capsys, args, messag
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("simulator", [
+    "verilator",
+    # Icarus needs about 5 minutes for this layer (the bus loads of the SRAM image dominate):
+    # the default suite runs every instruction on Icarus (tests/test_rtl_chip.py), whole
+    # layers there only in nox -s slow.
+    pytest.param("icarus", marks=pytest.mark.slow),
+])
 def test_llama_layer_on_the_rtl(llama_dir, simulator, capsys):
     """Prefill of 2 tokens and a decode step on the ecp5 preset's RTL: every program equals
     the golden model in every SRAM word and cycle, and the output equals the reference."""
