@@ -157,3 +157,17 @@ def test_llama_layer_on_the_rtl(llama_dir, simulator, capsys):
     for r in rep["runs"]:
         assert r["matches_golden"] and r["rtl_cycles"] == r["predicted_cycles"]
     assert rep["rtl_run_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_llama_layer_on_the_sim_preset_rtl(llama_dir, capsys):
+    """The same on the ``sim`` preset's RTL (32 lanes, 2 MXM planes; the model takes about
+    13 minutes to generate and build)."""
+    ok, why = simulator_available("verilator")
+    if not ok:
+        pytest.skip(why)
+    code, rep = run_json(capsys, "--model", llama_dir, "--config", "sim", "--seq", 3,
+                         "--decode", 1, "--backend", "verilator")
+    assert code == 0, rep["mismatches"]
+    check_report(rep, 2)
+    assert all(r["matches_golden"] for r in rep["runs"])

@@ -381,27 +381,29 @@ def split_points(order: list[str], words: dict[str, dict[str, int]], budget: int
 _SPLIT_BUDGETS = (0.9, 0.75, 0.6, 0.45, 0.3)
 
 
-def _lower(config: ChipConfig, kind: str, tokens: int, start: int, body) -> LoweredLayer:
-    """Lower ``body(graph) -> (output name, input tensor, cache)`` to one program or, when its
-    code does not fit the queues, to several programs cut between ops."""
-    g = LayerGraph(config)
+def _attempt(config: ChipConfig, body, cuts: frozenset[str] = frozenset()):
+    """Lower ``body`` with new programs before the ops in ``cuts``: ``(graph, body's result,
+    each program's queues, the worst overflow or None)``."""
+    g = LayerGraph(config, cuts)
     out = body(g)
     g.flush()
     segments = _segment_queues(g)
-    worst = _overflow(config, segments)
+    return g, out, segments, _overflow(config, segments)
+
+
+def _lower(config: ChipConfig, kind: str, tokens: int, start: int, body) -> LoweredLayer:
+    """Lower ``body(graph) -> (output name, input tensor, cache)`` to one program or, when its
+    code does not fit the queues, to several programs cut between ops."""
+    g, out, segments, worst = _attempt(config, body)
+    words = _op_words(g) if worst is not None else {}
+    order = g.op_order
+    fracs = iter(_SPLIT_BUDGETS)
+    while worst is not None and (frac := next(fracs, None)) is not None:
+        budget = int((config.queue_depth - 1) * frac)
+        g, out, segments, worst = _attempt(
+            config, body, frozenset(split_points(order, words, budget, config)))
     if worst is None:
         return _finish(g, kind, tokens, start, segments, *out)
-    words = _op_words(g)
-    order = g.op_order
-    for frac in _SPLIT_BUDGETS:
-        budget = int((config.queue_depth - 1) * frac)
-        g = LayerGraph(config, frozenset(split_points(order, words, budget, config)))
-        out = body(g)
-        g.flush()
-        segments = _segment_queues(g)
-        worst = _overflow(config, segments)
-        if worst is None:
-            return _finish(g, kind, tokens, start, segments, *out)
     k, q, n = worst
     raise QueueDepthError(
         f"{kind} layer ({tokens} tokens) on config {config.name!r}: program {k} of "
