@@ -275,7 +275,7 @@ class LayerRun:
         predicted = sum(r.lowered.predicted_cycles for r in self.runs)
         macs = sum(r.lowered.macs for r in self.runs)
         pre = self.runs[0].lowered
-        phase_cycles = pre.phase_cycles()
+        phase_cycles, phase_util = pre.phase_cycles(), pre.phase_utilization()
         steps = self.runs[1:]
         weight_bytes = _weight_bytes(self.prepared)
         rep = {
@@ -292,7 +292,7 @@ class LayerRun:
             "clock_mhz": cfg.clock_mhz,
             "seconds_at_clock": cycles / (cfg.clock_mhz * 1e6),
             "phases": {p: phase_cycles.get(p, 0) for p in PHASES},
-            "phase_mxm_utilization": {p: pre.phase_utilization().get(p, 0.0) for p in PHASES},
+            "phase_mxm_utilization": {p: phase_util.get(p, 0.0) for p in PHASES},
             "runs": [self._run_report(r) for r in self.runs],
             "mismatches": [m for r in self.runs for m in _mismatches(r)],
             "weight_bytes": weight_bytes,
@@ -315,7 +315,8 @@ class LayerRun:
                "programs": len(r.programs), "program_cycles": list(lo.program_cycles),
                "predicted_cycles": lo.predicted_cycles, "golden_cycles": r.golden_cycles,
                "mxm_utilization": lo.mxm_utilization,
-               "queue_words": lo.report()["queue_words"], "queue_depth": self.config.queue_depth,
+               "queue_words": max(len(q) for p in lo.programs for q in p.queues.values()),
+               "queue_depth": self.config.queue_depth,
                "bit_exact": r.bit_exact, "lowering_seconds": r.lowering_seconds,
                "golden_seconds": r.golden_seconds}
         if r.rtl_cycles is not None:
@@ -333,12 +334,11 @@ def _weight_bytes(p: PreparedLayer) -> int:
 
 
 def _mismatches(r: ProgramRun) -> list[dict]:
-    out = [{"run": r.name, "where": "golden", "tensor": d.name, "op": d.op,
+    out = [{"run": r.name, "where": where, "tensor": d.name, "op": d.op,
             "index": list(d.index), "got": d.got, "expected": d.expected,
-            "max_error": d.max_error, "count": d.count} for d in r.differences]
-    out += [{"run": r.name, "where": "rtl", "tensor": d.name, "op": d.op,
-             "index": list(d.index), "got": d.got, "expected": d.expected,
-             "max_error": d.max_error, "count": d.count} for d in r.rtl_differences]
+            "max_error": d.max_error, "count": d.count}
+           for where, diffs in (("golden", r.differences), ("rtl", r.rtl_differences))
+           for d in diffs]
     if r.golden_cycles != r.lowered.predicted_cycles:
         out.append({"run": r.name, "where": "golden", "detail":
                     f"the golden model took {r.golden_cycles} cycles, the compiler predicted "
@@ -402,7 +402,7 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         programs = lowered.bind(x, kv)
         _say(progress, f"{name}: {lowered.predicted_cycles:,} cycles predicted in "
                        f"{len(programs)} program(s); running on the golden model")
-        results = lowered.run_golden(x, kv)
+        results = lowered.run_bound(programs)
         sram = results[-1].sram
         t2 = time.perf_counter()
         runs.append(ProgramRun(name, lowered, programs, sum(r.cycles for r in results),

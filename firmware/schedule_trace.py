@@ -60,14 +60,14 @@ def schedule_trace(programs: list[tuple[str, object]]) -> dict:
                            "args": {"kind": op["kind"], "phase": op["phase"],
                                     "macs": op["macs"], "first_cycle": op["start"],
                                     "end_cycle": op["end"]}})
+        active, util = lowered.phase_cycles(), lowered.phase_utilization()
         for ph in PHASES:
             if ph in lowered.phases:
                 lo, hi = lowered.phases[ph]
                 events.append({"ph": "X", "pid": pid, "tid": _PHASES_TID, "name": ph,
                                "ts": offset + lo, "dur": max(1, hi - lo),
-                               "args": {"active_cycles": lowered.phase_cycles()[ph],
-                                        "mxm_utilization":
-                                            lowered.phase_utilization()[ph]}})
+                               "args": {"active_cycles": active[ph],
+                                        "mxm_utilization": util[ph]}})
         open_slice: dict[str, dict] = {}
         for queue, cycle, instr, op in lowered.instructions():
             mnemonic = instr.op.name

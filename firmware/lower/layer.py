@@ -251,14 +251,19 @@ class LoweredLayer:
                         p.source), *self.programs[1:]]
 
     def run_golden(self, x, cache=None, **kwargs) -> list:
-        """Run the bound programs on the golden model in turn, each starting from the SRAM the
+        """Run the programs bound to ``x`` and ``cache`` (:meth:`bind`) on the golden model:
+        :meth:`run_bound`."""
+        return self.run_bound(self.bind(x, cache), **kwargs)
+
+    def run_bound(self, programs: list[Program], **kwargs) -> list:
+        """Run bound ``programs`` on the golden model in turn, each starting from the SRAM the
         previous one left (as a host that does not clear the SRAM between them); returns
         each program's :class:`~sim_models.golden.RunResult` (the last one's ``sram`` is the
         layer's final SRAM). Keyword arguments go to the golden model."""
         from sim_models.golden import run_program
 
         out = []
-        for prog in self.bind(x, cache):
+        for prog in programs:
             out.append(run_program(self.config, prog,
                                    sram=out[-1].sram if out else None, **kwargs))
         return out
