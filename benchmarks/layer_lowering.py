@@ -8,9 +8,11 @@ not bit exact stops the benchmark).
 
 Columns: MXM utilisation = useful MACs / (cycles x ``macs_per_cycle``) over the whole run and,
 for the prefill, per phase over the cycles in which one of its ops is active (phases overlap:
-an op starts as soon as its inputs are in SRAM). Decode: tokens/s at the preset's clock, and
-its ratio to the bound set by streaming every weight byte once per token at the full stream
-bandwidth (``stream_bytes_per_cycle``).
+an op starts as soon as its inputs are in SRAM) and over the matmuls alone (``matmuls``: from
+each matmul's first ``ABC`` to its last MXM instruction,
+:meth:`~firmware.lower.layer.LoweredLayer.matmul_utilization`). Decode: tokens/s at the
+preset's clock, and its ratio to the bound set by streaming every weight byte once per token
+at the full stream bandwidth (``stream_bytes_per_cycle``).
 
 Cases: a random Llama layer (hidden 40, 5 heads, 1 KV head, FFN 50) on ``ecp5`` and ``sim``;
 a random Llama layer (hidden 128, 4 heads, 2 KV heads, FFN 256) on ``sim`` with 16 and 32
@@ -54,7 +56,8 @@ def case(label: str, model: Path, preset: str, seq: int, decode: int) -> None:
     print(f"| {label} | {preset} | {seq} | {pre['predicted_cycles']:,} | {pre['programs']} | "
           f"{pre['mxm_utilization']:.3f} | "
           + " | ".join(f"{rep['phase_mxm_utilization'][p]:.3f}" for p in PHASES)
-          + f" | {dec} | {rep['cosine_vs_float']:.4f} | {rep['sram_bytes_used']:,} | "
+          + f" | {run.runs[0].lowered.matmul_utilization()['all']:.3f} | {dec} | "
+          f"{rep['cosine_vs_float']:.4f} | {rep['sram_bytes_used']:,} | "
           f"{time.perf_counter() - t0:.0f} |", flush=True)
 
 
@@ -63,8 +66,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="leave out MiniLM and groqchip")
     args = ap.parse_args(argv)
     print("| layer | config | prefill tokens | prefill cycles | programs | MXM util | "
-          + " | ".join(PHASES) + " | decode tokens/s | of bound | cosine | SRAM bytes | s |")
-    print("|" + "---|" * (12 + len(PHASES)))
+          + " | ".join(PHASES)
+          + " | matmuls | decode tokens/s | of bound | cosine | SRAM bytes | s |")
+    print("|" + "---|" * (13 + len(PHASES)))
     with tempfile.TemporaryDirectory() as d:
         small = write_random_llama_checkpoint(Path(d) / "small", seed=3, **SMALL)
         mid = write_random_llama_checkpoint(Path(d) / "mid", seed=3, **MID)

@@ -193,6 +193,27 @@ class LoweredLayer:
                                                    * self.config.macs_per_cycle)
                 for ph in self.phases}
 
+    def matmul_utilization(self) -> dict[str, float]:
+        """Per matmul op (trace name of its ``ABC``, e.g. ``"q.acc"``): useful MACs / (cycles
+        from its first ``ABC`` to its last MXM instruction x ``macs_per_cycle``), i.e. how
+        busy the planes are once its inputs arrive (the weight loads before the first ``ABC``
+        are prefetch, the ops around it are not counted); ``"all"``: the same over every
+        matmul op, their cycle counts added."""
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for q, c, i in self.graph.pl.builder.placed():
+            op = self.graph.pl.owner.get((q, c))
+            if q.startswith("mxm") and op is not None:
+                if i.op is Opcode.ABC:
+                    first[op] = min(first.get(op, c), c)
+                last[op] = max(last.get(op, c), c)
+        peak = self.config.macs_per_cycle
+        recs = [r for r in self.graph.records.values() if r.macs and r.name in first]
+        out = {r.name: r.macs / ((last[r.name] - first[r.name] + 1) * peak) for r in recs}
+        span = sum(last[r.name] - first[r.name] + 1 for r in recs)
+        out["all"] = sum(r.macs for r in recs) / (max(1, span) * peak)
+        return out
+
     def ops(self) -> list[dict]:
         """Every lowered op in program order: ``name`` (the trace name), ``kind`` (the
         instruction it stands for, as the trace records it: ``"ABC"``, ``"REQ.i8"``, ..),

@@ -27,7 +27,11 @@ from .placer import Placer
 from .resources import Txn
 from .scheduler import plane_sequence
 
-__all__ = ["MxmBlock", "run_blocks"]
+__all__ = ["LW_MIN_SPLIT", "MxmBlock", "run_blocks"]
+
+#: A weight-row chunk longer than this that cannot be loaded in a cycle is split in half
+#: (see ``run_blocks``); shorter chunks wait for a cycle where they fit whole.
+LW_MIN_SPLIT = 2
 
 
 @dataclass
@@ -99,19 +103,27 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
                 return txn.slot(pln.queue, t, Instruction(Opcode.IW))
             if kind == "LW":
                 _, _, j0, words = op
-                for base in pl.bases(1, ("lw", pln.queue)):
-                    if base + len(words) > pl.streams:
-                        continue
-                    m = txn.mark()
-                    instr = Instruction(Opcode.LW, addr=j0, count=len(words),
-                                        a=stream_code(pln.feed_dir, base))
-                    if txn.slot(pln.queue, t, instr) and all(
-                            pl.read(txn, plan.groups[w.gid][0], w.addr, pln.feed_dir,
-                                    base + k, pln.position, t, w.ready)
-                            for k, w in enumerate(words)):
-                        pl.sticky[("lw", pln.queue)] = base
-                        return True
-                    txn.rollback(m)
+                # A chunk needs one free READ slot in every slice it reads and a free stream
+                # per row on one diagonal; while other ops use the slices and streams that
+                # rarely happens for a long chunk, so its first half (quarter, ..) is loaded
+                # now instead and the rest by the next LW: one more plane cycle instead of
+                # many idle ones.
+                n = len(words)
+                while n:
+                    for base in pl.bases(1, ("lw", pln.queue)):
+                        if base + n > pl.streams:
+                            continue
+                        m = txn.mark()
+                        instr = Instruction(Opcode.LW, addr=j0, count=n,
+                                            a=stream_code(pln.feed_dir, base))
+                        if txn.slot(pln.queue, t, instr) and all(
+                                pl.read(txn, plan.groups[w.gid][0], w.addr, pln.feed_dir,
+                                        base + k, pln.position, t, w.ready)
+                                for k, w in enumerate(words[:n])):
+                            pl.sticky[("lw", pln.queue)] = base
+                            return n
+                        txn.rollback(m)
+                    n = n // 2 if n > LW_MIN_SPLIT else 0
                 return None
             if kind == "ABC":
                 _, blk, row, kt = op
@@ -163,6 +175,12 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
             abc_at[(id(op[1]), op[2])] = t
         elif op[0] == "ACC":
             op[1].ready[op[2]] = res
+        elif op[0] == "LW" and res < len(op[3]):
+            # a partial load: the rest of the chunk is the plane's next instruction
+            nxt = ("LW", op[1], op[2] + res, op[3][res:])
+            pending[p] = nxt
+            heapq.heappush(heap, (earliest(pln, nxt, t), p))
+            continue
         nxt = next(gens[p], None)
         if nxt is not None:
             pending[p] = nxt
