@@ -350,9 +350,14 @@ def _mismatches(r: ProgramRun) -> list[dict]:
 
 def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: int = 0,
               backend: str = "golden", build_root: Path | str = "build/rtl",
+              sram_access: str = "backdoor",
               progress: Callable[[str], None] | None = None) -> LayerRun:
     """Prefill ``seq`` tokens, then ``decode`` single-token steps, on ``backend``
     (``golden``, ``verilator`` or ``icarus``); see the module docstring.
+
+    On an RTL backend, ``sram_access`` says how the testbench loads the weights and reads the
+    tensors back: ``"backdoor"`` (through the simulator, in no simulated time) or ``"bus"``
+    (through the chip's host bus, as a board does: one cycle per four bytes).
 
     Raises
     ------
@@ -377,6 +382,8 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
                             "layer attends to every token, so it has no decode step")
     if backend not in ("golden", "verilator", "icarus"):
         raise LayerRunError(f"unknown backend {backend!r}; choose golden, verilator or icarus")
+    if sram_access not in ("backdoor", "bus"):
+        raise LayerRunError(f"unknown SRAM access {sram_access!r}; choose backdoor or bus")
     layer = p.int_layer
     cache = layer.new_cache() if p.family == "llama" else None
     steps = [(0, seq)] + [(seq + i, 1) for i in range(decode)]
@@ -414,11 +421,11 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
     lr = LayerRun(p, config, backend, seq, decode, runs, np.concatenate(outs),
                   np.concatenate(refs), p.float_reference())
     if backend != "golden":
-        _run_on_rtl(lr, backend, build_root, progress)
+        _run_on_rtl(lr, backend, build_root, sram_access, progress)
     return lr
 
 
-def _run_on_rtl(lr: LayerRun, backend: str, build_root, progress) -> None:
+def _run_on_rtl(lr: LayerRun, backend: str, build_root, sram_access: str, progress) -> None:
     """Run every program of ``lr`` on the RTL in one simulator process and compare."""
     from tb.runner import RtlRunError
     from tb.verify import sram_image, verify
@@ -435,7 +442,7 @@ def _run_on_rtl(lr: LayerRun, backend: str, build_root, progress) -> None:
                    f"the first build) and running {len(programs)} program(s)")
     try:
         verified = verify(lr.config, programs, backend, continues=continues,
-                          build_root=build_root)
+                          build_root=build_root, sram_access=sram_access)
     except RtlRunError as e:
         raise LayerRunError(str(e)) from None
     sram = None

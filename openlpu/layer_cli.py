@@ -88,7 +88,7 @@ def _cmd_layer(args) -> int:
                              seed=args.seed, progress=progress)
     seq = args.seq if args.seq is not None else len(prepared.x_int) - args.decode
     run = run_layer(prepared, config, seq=seq, decode=args.decode, backend=args.backend,
-                    progress=progress)
+                    sram_access=args.sram_access, progress=progress)
     rep = run.report()
     if args.save_output:
         _save_output(args.save_output, run)
@@ -123,6 +123,10 @@ def add_parser(sub) -> None:
                         "layer whose code does not fit the queues runs as several programs")
     p.add_argument("--backend", default="golden", choices=["golden", "verilator", "icarus"],
                    help="golden model (default), or the RTL compared with the golden model")
+    p.add_argument("--sram-access", default="backdoor", choices=["backdoor", "bus"],
+                   help="RTL backends: load the weights and read the tensors back through the "
+                        "simulator (backdoor, default: no simulated time) or through the "
+                        "chip's host bus (bus: as a board does, one cycle per 4 bytes)")
     p.add_argument("--seq", type=int, metavar="T",
                    help="tokens of the prefill (default: the input's rows minus --decode)")
     p.add_argument("--decode", type=int, default=0, metavar="K",

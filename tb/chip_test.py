@@ -1,8 +1,10 @@
 """cocotb test module: run one program on the chip top and record what the host reads back.
 
 The job (program file, config, words to read back, expected cycle count) comes as JSON in the
-file named by ``OPENLPU_JOB``; the result goes to the job's ``result`` path. :mod:`tb.runner`
-writes the job and compares the result with the golden model.
+file named by ``OPENLPU_JOB``; the result goes to the job's ``result`` path. With
+``"sram_access": "backdoor"`` in the job, SRAM is written, cleared and read back through
+:class:`tb.backdoor.SramBackdoor` instead of the host bus (the queues always go over the
+bus). :mod:`tb.runner` writes the job and compares the result with the golden model.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cocotb.triggers import ClockCycles
 
 from firmware.program import load
 from openlpu.config import ChipConfig
+from tb.backdoor import SramBackdoor
 from tb.host import CocotbPorts, HostBus
 
 CLOCK_PERIOD_NS = 10
@@ -35,17 +38,28 @@ async def run_programs(dut):
     await ClockCycles(dut.clk, 1)  # the chip's core leaves reset a cycle after rst
     bus = HostBus(CocotbPorts(dut, CLOCK_PERIOD_NS), config)
     await bus.check_identity()
+    backdoor = SramBackdoor(dut, config) if job.get("sram_access") == "backdoor" else None
     results = []
     for run in job["runs"]:
         program = load(run["program"])
+        clear = [tuple(w) for w in run["clear"]]
+        readback = [tuple(w) for w in run["readback"]]
         t0 = time.perf_counter()
-        await bus.clear_words([tuple(w) for w in run["clear"]])
-        await bus.load(program)
+        if backdoor is None:
+            await bus.clear_words(clear)
+            await bus.load(program)
+        else:
+            backdoor.clear(clear)
+            backdoor.load(program)
+            await bus.load_queues(program)
         t1 = time.perf_counter()
         cycles = await bus.run(run["expected_cycles"], job["max_cycles"])
         t2 = time.perf_counter()
         counters = await bus.read_counters()
-        words = await bus.read_words([tuple(w) for w in run["readback"]])
+        if backdoor is None:
+            words = await bus.read_words(readback)
+        else:
+            words = backdoor.read_words(readback)
         results.append({"cycles": cycles, "counters": counters, "words": words.tolist(),
                         "load_seconds": t1 - t0, "run_seconds": t2 - t1,
                         "readback_seconds": time.perf_counter() - t2})

@@ -10,6 +10,7 @@ CLI, a benchmark).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -26,9 +27,13 @@ from hdl.verilog import cached_verilog, module_name, source_hash
 from openlpu.config import ChipConfig
 from openlpu.toolchain import apply_verilator_env, simulator_available
 
-__all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "run_rtl", "build"]
+from .backdoor import VERILATOR_CONFIG
+
+__all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "SRAM_ACCESS", "run_rtl", "build"]
 
 SIMULATORS = ("verilator", "icarus")
+#: How the testbench reaches SRAM: over the host bus, or through the simulator's VPI.
+SRAM_ACCESS = ("bus", "backdoor")
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -91,7 +96,10 @@ def _simulator_output_to_stderr():
 
 
 def _build_dir(root: Path, simulator: str, config: ChipConfig) -> Path:
-    return root / f"{simulator}_{config.name}_{config.config_hash}_{source_hash()}"
+    name = f"{simulator}_{config.name}_{config.config_hash}_{source_hash()}"
+    if simulator == "verilator":  # the model depends on which signals VPI may reach
+        name += "_" + hashlib.sha256(VERILATOR_CONFIG.encode()).hexdigest()[:6]
+    return root / name
 
 
 def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rtl",
@@ -116,7 +124,13 @@ def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rt
     if optimize:
         build_dir = build_dir.with_name(build_dir.name + "_O2")
     runner = _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
-    args = ["-Wno-fatal", "-O2"] if simulator == "verilator" else []
+    args = []
+    if simulator == "verilator":
+        vlt = Path(build_root) / "backdoor.vlt"
+        Path(build_root).mkdir(parents=True, exist_ok=True)
+        if not vlt.exists() or vlt.read_text() != VERILATOR_CONFIG:
+            vlt.write_text(VERILATOR_CONFIG)
+        args = ["-Wno-fatal", "-O2", str(vlt.resolve())]
     if simulator == "verilator" and waves:
         args.append("--trace-fst")
     t0 = time.perf_counter()
@@ -167,7 +181,8 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             build_root: Path | str = "build/rtl", waves: bool = False,
             optimize: bool = False, trace_to: Path | str | None = None,
             trace_window: tuple[int, int] | None = None,
-            continues: list[bool] | None = None) -> list[RtlResult]:
+            continues: list[bool] | None = None,
+            sram_access: str = "bus") -> list[RtlResult]:
     """Run each job's program in turn on one simulator instance of the chip.
 
     ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
@@ -180,7 +195,13 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
     whole simulation: loading, the run and the read-back) is copied there; with
     ``trace_window=(a, b)`` as well, only chip cycles ``a <= cycle < b`` of the last program,
     counted from its START, are kept (:func:`tb.waveform.cut_cycles`).
+
+    ``sram_access``: ``"bus"`` loads, clears and reads back SRAM through the host bus, as a
+    board does; ``"backdoor"`` does it through the simulator (:class:`tb.backdoor.SramBackdoor`)
+    in no simulated time, for programs with large SRAM images. The run itself is the same.
     """
+    if sram_access not in SRAM_ACCESS:
+        raise RtlRunError(f"unknown sram_access {sram_access!r}; choose one of {SRAM_ACCESS}")
     t_start = time.perf_counter()
     waves = waves or trace_to is not None
     runner, build_dir, build_seconds = build(config, simulator, build_root, waves, optimize)
@@ -199,6 +220,7 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             clear = ((clear if continues[i] else set()) | _init_words(config, job.program)
                      | set(map(tuple, written[i])))
         spec = {"config": config.to_dict(), "runs": runs, "max_cycles": max_cycles,
+                "sram_access": sram_access,
                 "result": str(tmp / "result.json")}
         (tmp / "job.json").write_text(json.dumps(spec))
         env = {"OPENLPU_JOB": str(tmp / "job.json"),

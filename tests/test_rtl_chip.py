@@ -89,3 +89,24 @@ def test_amaranth_backend_runs_the_same_programs():
     programs = {"random": random_program(config, seed, 12),
                 "mxm": directed_programs(config, seed % 1000, 3)["MXM"]}
     check(verify(config, programs, "amaranth"))
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_sram_backdoor_loads_and_reads_back_like_the_bus(simulator):
+    """The simulator backdoor writes each byte to the lane memory the bus would: programs that
+    read their image through the chip's datapath (on two superlanes), and programs that
+    continue from what the previous one left, match the golden model."""
+    need(simulator)
+    seed = seed_for(f"{simulator}/backdoor")
+    rng = random.Random(seed)
+    programs = {"MXM": directed_programs(MINI, seed % 1000, 3)["MXM"]}
+    for i in range(3):
+        programs[f"random{i}"] = random_program(MINI, rng.randrange(2**32), 25)
+    check(verify(MINI, programs, simulator, continues={"random1", "random2"},
+                 sram_access="backdoor"))
+
+
+def test_unknown_sram_access_is_refused():
+    from tb.runner import RtlRunError, run_rtl
+    with pytest.raises(RtlRunError, match="unknown sram_access 'vpi'"):
+        run_rtl(MINI, [], "verilator", sram_access="vpi")
