@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +233,30 @@ class LayerRun:
     rtl_build_seconds: float | None = None
     rtl_run_seconds: float | None = None
 
+    def on_rtl(self, backend: str, *, build_root: Path | str = "build/rtl",
+               sram_access: str = "backdoor",
+               progress: Callable[[str], None] | None = None) -> LayerRun:
+        """This golden-model run's programs, run again on the RTL (``verilator`` or
+        ``icarus``) and compared with it: a new :class:`LayerRun` whose output is the RTL's
+        (see :func:`run_layer` for ``sram_access``). Saves lowering the layer again when both
+        results are wanted.
+
+        Raises
+        ------
+        LayerRunError
+            This is not a golden-model run, an unknown backend or SRAM access, or the RTL
+            could not be built or run.
+        """
+        if self.backend != "golden":
+            raise LayerRunError(f"on_rtl takes a golden-model run, not a {self.backend} run")
+        if backend not in ("verilator", "icarus"):
+            raise LayerRunError(f"unknown RTL backend {backend!r}; choose verilator or icarus")
+        if sram_access not in ("backdoor", "bus"):
+            raise LayerRunError(f"unknown SRAM access {sram_access!r}; choose backdoor or bus")
+        lr = replace(self, backend=backend, runs=[replace(r) for r in self.runs])
+        _run_on_rtl(lr, backend, build_root, sram_access, progress)
+        return lr
+
     @property
     def output_float(self) -> np.ndarray:
         """The chip's output, dequantised."""
@@ -418,15 +442,17 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         outs.append(lowered.read_output(sram))
         if cache is not None:
             kv = lowered.read_cache(sram)
-    lr = LayerRun(p, config, backend, seq, decode, runs, np.concatenate(outs),
+    lr = LayerRun(p, config, "golden", seq, decode, runs, np.concatenate(outs),
                   np.concatenate(refs), p.float_reference())
     if backend != "golden":
-        _run_on_rtl(lr, backend, build_root, sram_access, progress)
+        return lr.on_rtl(backend, build_root=build_root, sram_access=sram_access,
+                         progress=progress)
     return lr
 
 
 def _run_on_rtl(lr: LayerRun, backend: str, build_root, sram_access: str, progress) -> None:
-    """Run every program of ``lr`` on the RTL in one simulator process and compare."""
+    """Run every program of ``lr`` on the RTL in one simulator process and compare; fills
+    in ``lr`` (a copy of the golden model's run)."""
     from tb.runner import RtlRunError
     from tb.verify import sram_image, verify
 

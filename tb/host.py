@@ -17,12 +17,22 @@ from openlpu.config import ChipConfig
 from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG, STATUS_DEADLOCK, STATUS_DONE, HostMap
 from openlpu.isa import Instruction, Opcode, encode
 
-__all__ = ["HostBus", "RtlError", "CocotbPorts", "AmaranthPorts"]
+__all__ = ["HostBus", "RtlError", "CocotbPorts", "AmaranthPorts", "queue_image"]
 
 
 class RtlError(RuntimeError):
     """The RTL did something the host protocol does not allow (never finished, deadlock,
     wrong identification)."""
+
+
+def queue_image(program: Program, queue: str) -> list[int]:
+    """The instruction words a host writes to queue ``queue`` for ``program``: its code, ending
+    in END (END alone for a queue without code)."""
+    end = encode(Instruction(Opcode.END))
+    code = [encode(i) for i in program.queues.get(queue, [])]
+    if not code or code[-1] != end:
+        code.append(end)
+    return code
 
 
 class CocotbPorts:
@@ -138,20 +148,11 @@ class HostBus:
         program's SRAM contents."""
         await self.write_many(self._queue_writes(program) + self._sram_writes(program))
 
-    async def load_queues(self, program: Program) -> None:
-        """Write every queue only (the SRAM image goes in another way, e.g.
-        :class:`tb.backdoor.SramBackdoor`)."""
-        await self.write_many(self._queue_writes(program))
-
     def _queue_writes(self, program: Program) -> list[tuple[int, int]]:
         cfg, hm = self.config, self.map
         pairs = []
-        end = encode(Instruction(Opcode.END))
         for q in cfg.queues:
-            code = [encode(i) for i in program.queues.get(q.name, [])]
-            if not code or code[-1] != end:
-                code.append(end)
-            for w, word in enumerate(code):
+            for w, word in enumerate(queue_image(program, q.name)):
                 base = hm.queue_word(q.index, w)
                 pairs += [(base, word & 0xFFFF_FFFF), (base + 4, word >> 32)]
         return pairs

@@ -32,7 +32,7 @@ from .backdoor import VERILATOR_CONFIG
 __all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "SRAM_ACCESS", "run_rtl", "build"]
 
 SIMULATORS = ("verilator", "icarus")
-#: How the testbench reaches SRAM: over the host bus, or through the simulator's VPI.
+#: How the testbench reaches the queues and SRAM: the host bus, or the simulator's VPI.
 SRAM_ACCESS = ("bus", "backdoor")
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -95,11 +95,27 @@ def _simulator_output_to_stderr():
         os.close(saved)
 
 
+def _vlt_hash() -> str:
+    return hashlib.sha256(VERILATOR_CONFIG.encode()).hexdigest()[:6]
+
+
 def _build_dir(root: Path, simulator: str, config: ChipConfig) -> Path:
     name = f"{simulator}_{config.name}_{config.config_hash}_{source_hash()}"
     if simulator == "verilator":  # the model depends on which signals VPI may reach
-        name += "_" + hashlib.sha256(VERILATOR_CONFIG.encode()).hexdigest()[:6]
+        name += "_" + _vlt_hash()
     return root / name
+
+
+def _verilator_config_file(root: Path) -> Path:
+    """:data:`tb.backdoor.VERILATOR_CONFIG` as a file in ``root``, written atomically (test
+    workers build in parallel)."""
+    vlt = root / f"backdoor_{_vlt_hash()}.vlt"
+    if not vlt.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = vlt.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(VERILATOR_CONFIG)
+        tmp.replace(vlt)
+    return vlt.resolve()
 
 
 def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rtl",
@@ -126,11 +142,7 @@ def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rt
     runner = _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
     args = []
     if simulator == "verilator":
-        vlt = Path(build_root) / "backdoor.vlt"
-        Path(build_root).mkdir(parents=True, exist_ok=True)
-        if not vlt.exists() or vlt.read_text() != VERILATOR_CONFIG:
-            vlt.write_text(VERILATOR_CONFIG)
-        args = ["-Wno-fatal", "-O2", str(vlt.resolve())]
+        args = ["-Wno-fatal", "-O2", str(_verilator_config_file(Path(build_root)))]
     if simulator == "verilator" and waves:
         args.append("--trace-fst")
     t0 = time.perf_counter()
@@ -196,9 +208,10 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
     ``trace_window=(a, b)`` as well, only chip cycles ``a <= cycle < b`` of the last program,
     counted from its START, are kept (:func:`tb.waveform.cut_cycles`).
 
-    ``sram_access``: ``"bus"`` loads, clears and reads back SRAM through the host bus, as a
-    board does; ``"backdoor"`` does it through the simulator (:class:`tb.backdoor.SramBackdoor`)
-    in no simulated time, for programs with large SRAM images. The run itself is the same.
+    ``sram_access``: ``"bus"`` loads the queues and SRAM, clears SRAM and reads it back
+    through the host bus, as a board does; ``"backdoor"`` does it through the simulator
+    (:class:`tb.backdoor.Backdoor`) in no simulated time, for programs with large images.
+    The run itself is the same.
     """
     if sram_access not in SRAM_ACCESS:
         raise RtlRunError(f"unknown sram_access {sram_access!r}; choose one of {SRAM_ACCESS}")
