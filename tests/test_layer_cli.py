@@ -1,7 +1,8 @@
 """``openlpu layer`` (:mod:`openlpu.layer_cli`, :mod:`firmware.layer_run`) on random BERT and
 Llama checkpoints: the report's figures, the saved outputs, the schedule trace, the input
-file, the errors a user can make, and whole layers on the RTL (Verilator; Icarus in the slow
-session) of the ``ecp5`` preset, whose 512-word queues make each run several programs.
+file, the errors a user can make, and whole layers on the RTL (Verilator; Icarus and the
+host-bus loading in the slow session) of the ``ecp5`` preset, whose 512-word queues make each
+run several programs.
 """
 
 from __future__ import annotations
@@ -137,26 +138,44 @@ def test_errors_are_one_line(llama_dir, bert_dir, tmp_path, capsys, args, messag
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("simulator", [
-    "verilator",
-    # Icarus needs about 5 minutes for this layer (the bus loads of the SRAM image dominate):
+@pytest.mark.parametrize(("simulator", "access"), [
+    ("verilator", "backdoor"),
+    # The same through the host bus, as a board loads it; and on Icarus, which simulates the
+    # ecp5 chip at a few dozen cycles per second (over 10 minutes for this layer's 3 runs):
     # the default suite runs every instruction on Icarus (tests/test_rtl_chip.py), whole
     # layers there only in nox -s slow.
-    pytest.param("icarus", marks=pytest.mark.slow),
+    pytest.param("verilator", "bus", marks=pytest.mark.slow),
+    pytest.param("icarus", "backdoor", marks=pytest.mark.slow),
 ])
-def test_llama_layer_on_the_rtl(llama_dir, simulator, capsys):
+def test_llama_layer_on_the_rtl(llama_dir, simulator, access, capsys):
     """Prefill of 2 tokens and a decode step on the ecp5 preset's RTL: every program equals
     the golden model in every SRAM word and cycle, and the output equals the reference."""
     ok, why = simulator_available(simulator)
     if not ok:
         pytest.skip(why)
     code, rep = run_json(capsys, "--model", llama_dir, "--config", "ecp5", "--seq", 2,
-                         "--decode", 1, "--backend", simulator)
+                         "--decode", 1, "--backend", simulator, "--sram-access", access)
     assert code == 0, rep["mismatches"]
     check_report(rep, 2)
     for r in rep["runs"]:
         assert r["matches_golden"] and r["rtl_cycles"] == r["predicted_cycles"]
     assert rep["rtl_run_seconds"] > 0
+
+
+def test_a_golden_run_is_rerun_on_the_rtl_only_when_asked_right(llama_dir):
+    from firmware.layer_run import LayerRunError, prepare_layer, run_layer
+
+    prepared = prepare_layer(llama_dir, 0, 2)
+    golden = run_layer(prepared, PRESETS["ecp5"], seq=2)
+    with pytest.raises(LayerRunError, match="unknown RTL backend 'golden'"):
+        golden.on_rtl("golden")
+    with pytest.raises(LayerRunError, match="unknown SRAM access 'jtag'"):
+        golden.on_rtl("verilator", sram_access="jtag")
+    with pytest.raises(LayerRunError, match="unknown SRAM access 'jtag'"):
+        run_layer(prepared, PRESETS["ecp5"], seq=2, backend="icarus", sram_access="jtag")
+    golden.backend = "icarus"
+    with pytest.raises(LayerRunError, match="this one ran on icarus"):
+        golden.on_rtl("verilator")
 
 
 @pytest.mark.slow
