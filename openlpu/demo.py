@@ -8,10 +8,12 @@ compared with the integer reference (bit for bit), with the float32 reference (c
 with the compiler's cycle prediction. The same runs are ``openlpu layer`` commands; the demo
 prints them so they can be repeated one by one.
 
-The first run builds a Verilator model of the ``ecp5`` chip (about 2 minutes on 2 cores);
-later runs reuse it from ``build/rtl``. ``--minilm-rtl`` also runs the MiniLM layer on the
-``sim`` chip's RTL: its first build takes about 13 minutes, and loading the 2.8 MB SRAM image
-word by word through the simulated host bus makes the run itself last more than 45 minutes.
+Both layers run on Verilator: the Llama layer on the ``ecp5`` chip, MiniLM's on the ``sim``
+chip (32 lanes, 4 MiB of SRAM for its 1.8 MB of weights). The first run generates and builds
+both Verilator models (about 2 and 13 minutes on 2 cores); later runs reuse them from
+``build/rtl``. The testbench loads the programs and weights through the simulator
+(:mod:`tb.backdoor`), so the MiniLM run itself takes about 2 minutes. ``--quick`` skips the
+MiniLM layer on the RTL, ``--no-rtl`` every RTL run.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _show(run, wall: float) -> dict:
 
 
 def _layer(title: str, n: int, total: int, model: Path, config_name: str, seq: int,
-           decode: int, backend: str, prepared_cache: dict) -> dict:
+           decode: int, backend: str, prepared_cache: dict, golden_runs: dict) -> dict:
     from firmware.layer_run import prepare_layer, run_layer
     from openlpu.config import PRESETS
 
@@ -71,11 +73,18 @@ def _layer(title: str, n: int, total: int, model: Path, config_name: str, seq: i
            + (f" --decode {decode}" if decode else "") + f" --backend {backend}")
     _step(n, total, f"{title} on {config_name}, {backend}\n      $ {cmd}")
     t0 = time.perf_counter()
-    key = (str(model), seq + decode)
-    if key not in prepared_cache:
-        prepared_cache[key] = prepare_layer(model, 0, seq + decode, progress=_progress)
-    run = run_layer(prepared_cache[key], PRESETS[config_name], seq=seq, decode=decode,
-                    backend=backend, progress=_progress)
+    key = (str(model), config_name, seq, decode)
+    if backend != "golden" and key in golden_runs:
+        # the programs compiled for the golden-model step, run again on the RTL
+        run = golden_runs[key].on_rtl(backend, progress=_progress)
+    else:
+        if (str(model), seq + decode) not in prepared_cache:
+            prepared_cache[str(model), seq + decode] = prepare_layer(
+                model, 0, seq + decode, progress=_progress)
+        run = run_layer(prepared_cache[str(model), seq + decode], PRESETS[config_name],
+                        seq=seq, decode=decode, backend=backend, progress=_progress)
+        if backend == "golden":
+            golden_runs[key] = run
     rep = _show(run, time.perf_counter() - t0)
     rep["title"] = title
     return rep
@@ -89,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m openlpu.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--no-rtl", action="store_true", help="golden model only (no Verilator)")
-    ap.add_argument("--minilm-rtl", action="store_true",
-                    help="also run the MiniLM layer on the sim chip's RTL (45+ minutes)")
+    ap.add_argument("--quick", action="store_true",
+                    help="skip the MiniLM layer on the sim chip's RTL (the longest step)")
     ap.add_argument("--tokens", type=int, default=8, help="prefill tokens (default 8)")
     args = ap.parse_args(argv)
 
@@ -99,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the all-MiniLM-L6-v2 checkpoint is not installed ({INSTALL_HINT}; "
               f"nox -s demo does it)", file=sys.stderr)
         return 1
-    total = 3 if args.no_rtl else 5 if args.minilm_rtl else 4
+    total = 3 if args.no_rtl else 4 if args.quick else 5
     g = PRESETS["groqchip"]
     _step(1, total, "the chip: one config, from FPGA scale to the published chip")
     print(f"  groqchip: {g.lanes} lanes, {g.mxm_planes} MXM planes of {g.lanes}x{g.lanes}, "
@@ -134,21 +143,23 @@ def _run_all(args, minilm: Path, total: int) -> list[dict]:
     from firmware.model_import import write_random_llama_checkpoint
 
     reports: list[dict] = []
-    cache: dict = {}
+    prepared: dict = {}
+    golden: dict = {}
     t = args.tokens
     with tempfile.TemporaryDirectory(prefix="openlpu_demo_") as tmp:
         llama = write_random_llama_checkpoint(Path(tmp) / "llama", seed=3, **LLAMA_SHAPE)
         bert_title = "all-MiniLM-L6-v2 layer 0 (BERT: hidden 384, 12 heads, FFN 1536)"
         llama_title = ("random Llama layer (hidden 72, 6 heads, 2 KV heads, FFN 200), "
                        "prefill + 2 decode steps")
-        reports.append(_layer(bert_title, 2, total, minilm, "sim", t, 0, "golden", cache))
-        reports.append(_layer(llama_title, 3, total, llama, "ecp5", t, 2, "golden", cache))
+        steps = [(bert_title, minilm, "sim", 0, "golden"),
+                 (llama_title, llama, "ecp5", 2, "golden")]
         if not args.no_rtl:
-            reports.append(_layer(llama_title, 4, total, llama, "ecp5", t, 2, "verilator",
-                                  cache))
-        if args.minilm_rtl and not args.no_rtl:
-            reports.append(_layer(bert_title, 5, total, minilm, "sim", t, 0, "verilator",
-                                  cache))
+            steps.append((llama_title, llama, "ecp5", 2, "verilator"))
+            if not args.quick:
+                steps.append((bert_title, minilm, "sim", 0, "verilator"))
+        for n, (title, model, config, decode, backend) in enumerate(steps, 2):
+            reports.append(_layer(title, n, total, model, config, t, decode, backend,
+                                  prepared, golden))
     return reports
 
 
