@@ -248,7 +248,7 @@ class LayerRun:
             could not be built or run.
         """
         if self.backend != "golden":
-            raise LayerRunError(f"on_rtl takes a golden-model run, not a {self.backend} run")
+            raise LayerRunError(f"on_rtl takes a golden-model run; this one ran on {self.backend}")
         if backend not in ("verilator", "icarus"):
             raise LayerRunError(f"unknown RTL backend {backend!r}; choose verilator or icarus")
         if sram_access not in ("backdoor", "bus"):
