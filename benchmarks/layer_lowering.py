@@ -4,7 +4,8 @@
 Every case is compiled for the preset as it is (a layer whose code does not fit the
 instruction queues runs as several programs), run on the golden model and checked: cycles
 equal to the prediction and every tensor of the integer reference bit for bit (a case that is
-not bit exact stops the benchmark).
+not bit exact stops the benchmark; one that does not fit the preset's SRAM is a row that
+says so).
 
 Columns: MXM utilisation = useful MACs / (cycles x ``macs_per_cycle``) over the whole run and,
 for the prefill, per phase over the cycles in which one of its ops is active (phases overlap:
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 from firmware.layer_run import prepare_layer, run_layer
+from firmware.lower.errors import SramCapacityError
 from firmware.minilm import minilm_dir
 from firmware.model_import import write_random_llama_checkpoint
 from openlpu.config import PRESETS
@@ -44,9 +46,15 @@ MID = dict(hidden_size=128, num_heads=4, num_kv_heads=2, intermediate_size=256, 
 
 def case(label: str, model: Path, preset: str, seq: int, decode: int) -> None:
     """Compile, run and check one case; print its table row."""
+    print(f"{label} on {preset}, {seq} tokens + {decode} decode steps ...", file=sys.stderr,
+          flush=True)
     t0 = time.perf_counter()
     prepared = prepare_layer(model, 0, seq + decode)
-    run = run_layer(prepared, PRESETS[preset], seq=seq, decode=decode)
+    try:
+        run = run_layer(prepared, PRESETS[preset], seq=seq, decode=decode)
+    except SramCapacityError as e:  # a row that says so, and the other cases still run
+        print(f"| {label} | {preset} | {seq} | does not fit: {e} |", flush=True)
+        return
     rep = run.report()
     if not rep["bit_exact"]:
         raise SystemExit(f"{label} on {preset}: not bit exact: {rep['mismatches']}")
