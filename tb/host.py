@@ -144,22 +144,13 @@ class HostBus:
                                f"{want[name]:#010x} for config {self.config.name!r}")
 
     async def load(self, program: Program) -> None:
-        """Write every queue (code and END; END alone for queues without code) and the
-        program's SRAM contents."""
-        await self.write_many(self._queue_writes(program) + self._sram_writes(program))
-
-    def _queue_writes(self, program: Program) -> list[tuple[int, int]]:
+        """Write every queue (:func:`queue_image`) and the program's SRAM contents."""
         cfg, hm = self.config, self.map
         pairs = []
         for q in cfg.queues:
             for w, word in enumerate(queue_image(program, q.name)):
                 base = hm.queue_word(q.index, w)
                 pairs += [(base, word & 0xFFFF_FFFF), (base + 4, word >> 32)]
-        return pairs
-
-    def _sram_writes(self, program: Program) -> list[tuple[int, int]]:
-        cfg, hm = self.config, self.map
-        pairs = []
         for init in program.mem_init:
             mi = cfg.slice_by_name[init.slice].index
             data = np.asarray(init.data, dtype=np.uint8)
@@ -169,7 +160,7 @@ class HostBus:
             for w in range(data.shape[0]):
                 base = hm.sram_word(mi, init.addr + w)
                 pairs += [(base + 4 * j, int(v)) for j, v in enumerate(words32[w])]
-        return pairs
+        await self.write_many(pairs)
 
     async def clear_words(self, words: list[tuple[int, int]]) -> None:
         """Write zeros to SRAM words ``(mem_index, addr)`` (what an earlier program left)."""
