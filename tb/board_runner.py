@@ -25,7 +25,13 @@ from hdl.verilog import comb_at_time_zero, compact_memory_init, source_hash
 from openlpu.config import ChipConfig
 from openlpu.toolchain import apply_verilator_env, simulator_available
 
-from .runner import SIMULATORS, RtlRunError, _LeanVerilator, _simulator_output_to_stderr
+from .runner import (
+    SIMULATORS,
+    RtlRunError,
+    _LeanVerilator,
+    _simulator_output_to_stderr,
+    _vlt_hash,
+)
 
 __all__ = ["BOARD_TOP", "board_verilog", "build_board", "run_board"]
 
@@ -82,6 +88,7 @@ def build_board(config: ChipConfig, simulator: str, clocks_per_bit: int, timeout
     source = board_verilog(config, clocks_per_bit, timeout, Path(build_root) / "verilog")
     build_dir = Path(build_root) / (f"{simulator}_board_{config.name}_"
                                     f"{_key(config, clocks_per_bit, timeout)}"
+                                    + (f"_{_vlt_hash()}" if simulator == "verilator" else "")
                                     + ("_O2" if optimize else ""))
     runner = _LeanVerilator() if simulator == "verilator" else get_runner(simulator)
     args = ["-Wno-fatal"] if simulator == "verilator" else []
