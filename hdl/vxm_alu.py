@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.instruction import instruction_layout, latency_table
 from hdl.streams import StreamTileSignature
-from hdl.vxm_special import SPECIAL_OPS, SpecialLane, rshr, special_latencies
+from hdl.vxm_special import SPECIAL_OPS, SpecialLane, special_latencies
 from openlpu.config import ChipConfig
 from openlpu.isa import OPS, DType, Opcode, Unit
 
@@ -236,8 +236,8 @@ class VxmAluTile(wiring.Component):
             prod2 = [stage_reg(2, f"prod_{ln}", a1[ln] * b1[ln], signed(64))
                      for ln in range(lanes)]
             ready[_MUL] = [p[:32].as_signed() for p in prod2]
-            req3 = [stage_reg(3, f"req_{ln}", rshr(p, shift[2]), signed(64)) for ln, p in
-                    enumerate(prod2)]
+            req3 = [stage_reg(3, f"req_{ln}", self._round_shift(p, shift[2]), signed(64))
+                    for ln, p in enumerate(prod2)]
             ready[_REQ] = [_saturate(m, r, dtype[3], f"s3_req_sat_{ln}")
                            for ln, r in enumerate(req3)]
 
@@ -308,6 +308,16 @@ class VxmAluTile(wiring.Component):
                         m.d.comb += [bank[j][ln].eq(value[ln].word_select(byte, 8))
                                      for ln in range(lanes)]
         return m
+
+    @staticmethod
+    def _round_shift(product, shift):
+        """``rshr(product, shift)`` for an int32 x int32 product (``|product| <= 2**62``) and
+        a shift of 0..63, with no value wider than 64 bits (wider ones cost Verilator
+        multi-word operations): for ``shift >= 1`` the shifted value fits in 63 bits, so the
+        rounding bit is added at 64."""
+        shifted = (product >> shift)[:63].as_signed()
+        round_bit = product.bit_select((shift - 1)[:len(shift)], 1)
+        return Mux(shift == 0, product, shifted + round_bit)
 
     # --- stage 1 ALU -----------------------------------------------------------------------
 

@@ -88,8 +88,10 @@ def rshr(value, shift):
             raise ValueError(f"shift must be >= 0, not {shift}")
         if shift == 0:
             return value
-        return (value >> shift) + value[shift - 1]
-    return (((value << 1) >> shift) + 1) >> 1
+        # shift_right drops the shifted-out bits (``>>`` would keep the width): every
+        # value above 64 bits costs Verilator a multi-word operation.
+        return value.shift_right(shift) + value[shift - 1]
+    return (((value << 1) >> shift) + 1).shift_right(1)
 
 
 def normalise32(m: Module, x, name: str) -> tuple[Signal, Value]:
@@ -384,7 +386,7 @@ class SpecialLane(wiring.Component):
         rsqrt_sh = st.wire(6, "rsqrt_shift", 15 - (n6 >> 1), unsigned(4))  # 15 - j, j = e / 2
         rsqrt_q6 = rshr(rsqrt_y1, rsqrt_sh)
         q6 = st.wire(6, "q", Mux(is_(6, Opcode.RSQRT), rsqrt_q6, q6_recip), unsigned(_Q + 2))
-        mul6 = ((2 * q6 + 1) * xs6)[:_CHECK_BITS]  # RECIP needs 33 bits, RSQRT the low bits
+        mul6 = (Cat(1, q6) * xs6)[:_CHECK_BITS]  # (2q + 1) x: RECIP needs 33 bits, RSQRT the low
 
         # ---- stage 7 -------------------------------------------------------------------
         xs7, valid7 = st.reg(7, "xs", xs6), st.reg(7, "valid", valid6)
@@ -396,8 +398,12 @@ class SpecialLane(wiring.Component):
         # RSQRT: hi = (2q + 1)**2 x - 2**62 and lo = (2q - 1)**2 x - 2**62 = hi - 4 (2q + 1) x
         # + 4 x. Both are below 2**51 in magnitude, so their low _CHECK_BITS bits, read as
         # signed, are their values (fixedpoint takes the low 64; 2**62 vanishes mod 2**52).
-        c7 = 2 * q7 + 1
-        hi7 = st.wire(7, "rsqrt_hi", (p7 * c7 - (1 << 62))[:_CHECK_BITS].as_signed())
+        # The low _CHECK_BITS bits of p7 (2q + 1), from two products below 64 bits (the full
+        # 86-bit product is not needed: its high bits and 2**62 vanish mod 2**_CHECK_BITS).
+        c7 = Cat(1, q7)
+        half = _CHECK_BITS // 2
+        p7c7 = p7[:half] * c7 + ((p7[half:] * c7[:half])[:half] << half)
+        hi7 = st.wire(7, "rsqrt_hi", p7c7[:_CHECK_BITS].as_signed())
         lo7 = st.wire(7, "rsqrt_lo", (hi7 - 4 * p7 + 4 * xs7)[:_CHECK_BITS].as_signed())
         rsqrt_q7 = q7 + (hi7 <= 0) - (lo7 > 0)
         int32_max = (1 << 31) - 1

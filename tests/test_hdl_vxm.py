@@ -576,3 +576,31 @@ def test_verilog(preset):
 def test_verilog_large(preset):
     text = verilog.convert(VxmAluTile(PRESETS[preset]), name="vxm_alu_tile", emit_src=False)
     assert "module vxm_alu_tile" in text
+
+
+def test_req_round_shift_at_the_product_extremes():
+    """REQ's 64-bit rounding shift on the products random operands rarely reach
+    (``(-2**31)**2 = 2**62``, the most negative product, +-1, 0) at every shift 0..63."""
+    from amaranth.hdl import Module, Signal, signed
+
+    product, shift = Signal(signed(64)), Signal(6)
+    out = Signal(signed(64))
+    m = Module()
+    m.d.comb += out.eq(VxmAluTile._round_shift(product, shift))
+    lo, hi = -(1 << 31), (1 << 31) - 1
+    products = [lo * lo, lo * hi, hi * hi, -hi * hi, 0, 1, -1, (1 << 61) + 1, -(1 << 61) - 1]
+    mismatches = []
+
+    async def bench(ctx):
+        for p in products:
+            for s in range(64):
+                ctx.set(product, p)
+                ctx.set(shift, s)
+                want = int(fx.shift_right_round(np.int64(p), s))
+                if ctx.get(out) != want:
+                    mismatches.append((p, s, ctx.get(out), want))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not mismatches, mismatches[:5]
