@@ -249,10 +249,7 @@ class LayerRun:
         """
         if self.backend != "golden":
             raise LayerRunError(f"on_rtl takes a golden-model run; this one ran on {self.backend}")
-        if backend not in ("verilator", "icarus"):
-            raise LayerRunError(f"unknown RTL backend {backend!r}; choose verilator or icarus")
-        if sram_access not in ("backdoor", "bus"):
-            raise LayerRunError(f"unknown SRAM access {sram_access!r}; choose backdoor or bus")
+        _check_backend(backend, sram_access, ("verilator", "icarus"), "RTL backend")
         lr = replace(self, backend=backend, runs=[replace(r) for r in self.runs])
         _run_on_rtl(lr, backend, build_root, sram_access, progress)
         return lr
@@ -372,6 +369,17 @@ def _mismatches(r: ProgramRun) -> list[dict]:
     return out
 
 
+def _check_backend(backend: str, sram_access: str, backends: tuple[str, ...],
+                   kind: str = "backend") -> None:
+    from tb.backdoor import SRAM_ACCESS
+
+    if backend not in backends:
+        raise LayerRunError(f"unknown {kind} {backend!r}; choose {', '.join(backends)}")
+    if sram_access not in SRAM_ACCESS:
+        raise LayerRunError(f"unknown SRAM access {sram_access!r}; choose "
+                            f"{' or '.join(SRAM_ACCESS)}")
+
+
 def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: int = 0,
               backend: str = "golden", build_root: Path | str = "build/rtl",
               sram_access: str = "backdoor",
@@ -404,10 +412,7 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
     if decode and p.family == "bert":
         raise LayerRunError("--decode needs a causal (Llama-family) layer: a BERT encoder "
                             "layer attends to every token, so it has no decode step")
-    if backend not in ("golden", "verilator", "icarus"):
-        raise LayerRunError(f"unknown backend {backend!r}; choose golden, verilator or icarus")
-    if sram_access not in ("backdoor", "bus"):
-        raise LayerRunError(f"unknown SRAM access {sram_access!r}; choose backdoor or bus")
+    _check_backend(backend, sram_access, ("golden", "verilator", "icarus"))
     layer = p.int_layer
     cache = layer.new_cache() if p.family == "llama" else None
     steps = [(0, seq)] + [(seq + i, 1) for i in range(decode)]

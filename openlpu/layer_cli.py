@@ -107,6 +107,8 @@ def _cmd_layer(args) -> int:
 
 
 def add_parser(sub) -> None:
+    from tb.backdoor import SRAM_ACCESS
+
     """Add ``openlpu layer`` to the CLI's subparsers."""
     from .config import PRESETS
 
@@ -123,7 +125,7 @@ def add_parser(sub) -> None:
                         "layer whose code does not fit the queues runs as several programs")
     p.add_argument("--backend", default="golden", choices=["golden", "verilator", "icarus"],
                    help="golden model (default), or the RTL compared with the golden model")
-    p.add_argument("--sram-access", default="backdoor", choices=["backdoor", "bus"],
+    p.add_argument("--sram-access", default="backdoor", choices=SRAM_ACCESS,
                    help="RTL backends: load the weights and read the tensors back through the "
                         "simulator (backdoor, default: no simulated time) or through the "
                         "chip's host bus (bus: as a board does, one cycle per 4 bytes)")

@@ -29,7 +29,11 @@ from openlpu.isa import WORD_BITS
 
 from .host import queue_image
 
-__all__ = ["Backdoor", "VERILATOR_CONFIG"]
+__all__ = ["Backdoor", "SRAM_ACCESS", "VERILATOR_CONFIG"]
+
+#: How an RTL run loads and reads back the queues and SRAM: over the chip's host bus, or
+#: through this backdoor.
+SRAM_ACCESS = ("bus", "backdoor")
 
 #: Verilator configuration file text that makes the lane and queue memories visible through VPI
 #: (and nothing else: the rest of the design keeps Verilator's optimisations).

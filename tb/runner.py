@@ -27,13 +27,11 @@ from hdl.verilog import cached_verilog, module_name, source_hash
 from openlpu.config import ChipConfig
 from openlpu.toolchain import apply_verilator_env, simulator_available
 
-from .backdoor import VERILATOR_CONFIG
+from .backdoor import SRAM_ACCESS, VERILATOR_CONFIG
 
 __all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "SRAM_ACCESS", "run_rtl", "build"]
 
 SIMULATORS = ("verilator", "icarus")
-#: How the testbench reaches the queues and SRAM: the host bus, or the simulator's VPI.
-SRAM_ACCESS = ("bus", "backdoor")
 _REPO = Path(__file__).resolve().parents[1]
 
 
