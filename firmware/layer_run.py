@@ -33,6 +33,8 @@ __all__ = ["LayerRun", "LayerRunError", "PreparedLayer", "ProgramRun", "prepare_
 
 #: Calibration: seeded random samples of these token counts (never the input itself).
 CALIBRATION_TOKENS = (16, 24)
+#: ``run_layer(sram_reuse=)`` and ``openlpu layer --sram-reuse``: the lowering's setting.
+SRAM_REUSE = {"auto": None, "always": True, "never": False}
 
 
 class LayerRunError(Exception):
@@ -310,6 +312,7 @@ class LayerRun:
             "macs": macs,
             "sram_bytes_used": max(r.lowered.sram_bytes_used for r in self.runs),
             "sram_bytes_available": cfg.sram_bytes,
+            "sram_reuse": any(r.lowered.reuses_sram for r in self.runs),
             "clock_mhz": cfg.clock_mhz,
             "seconds_at_clock": cycles / (cfg.clock_mhz * 1e6),
             "phases": {p: phase_cycles.get(p, 0) for p in PHASES},
@@ -338,6 +341,7 @@ class LayerRun:
                "mxm_utilization": lo.mxm_utilization,
                "queue_words": max(len(q) for p in lo.programs for q in p.queues.values()),
                "queue_depth": self.config.queue_depth,
+               "sram_bytes_used": lo.sram_bytes_used, "sram_reuse": lo.reuses_sram,
                "bit_exact": r.bit_exact, "lowering_seconds": r.lowering_seconds,
                "golden_seconds": r.golden_seconds}
         if r.rtl_cycles is not None:
@@ -382,7 +386,7 @@ def _check_backend(backend: str, sram_access: str, backends: tuple[str, ...],
 
 def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: int = 0,
               backend: str = "golden", build_root: Path | str = "build/rtl",
-              sram_access: str = "backdoor",
+              sram_access: str = "backdoor", sram_reuse: str = "auto",
               progress: Callable[[str], None] | None = None) -> LayerRun:
     """Prefill ``seq`` tokens, then ``decode`` single-token steps, on ``backend``
     (``golden``, ``verilator`` or ``icarus``); see the module docstring.
@@ -390,6 +394,10 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
     On an RTL backend, ``sram_access`` says how the testbench loads the weights and reads the
     tensors back: ``"backdoor"`` (through the simulator, in no simulated time) or ``"bus"``
     (through the chip's host bus, as a board does: one cycle per four bytes).
+
+    ``sram_reuse`` (one of :data:`SRAM_REUSE`): hand out the SRAM words of dead tensors again
+    only when the layer does not fit otherwise (``"auto"``), ``"always"`` or ``"never"``;
+    tensors whose words were reused are compared from the golden model's write log.
 
     Raises
     ------
@@ -413,6 +421,10 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         raise LayerRunError("--decode needs a causal (Llama-family) layer: a BERT encoder "
                             "layer attends to every token, so it has no decode step")
     _check_backend(backend, sram_access, ("golden", "verilator", "icarus"))
+    if sram_reuse not in SRAM_REUSE:
+        raise LayerRunError(f"unknown SRAM reuse {sram_reuse!r}; choose one of "
+                            f"{', '.join(SRAM_REUSE)}")
+    reuse = SRAM_REUSE[sram_reuse]
     layer = p.int_layer
     cache = layer.new_cache() if p.family == "llama" else None
     steps = [(0, seq)] + [(seq + i, 1) for i in range(decode)]
@@ -431,9 +443,10 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         _say(progress, f"{name}: lowering {t} token(s) at position {start} for {config.name}")
         t0 = time.perf_counter()
         if p.family == "bert":
-            lowered = lower_bert_layer(config, layer, t)
+            lowered = lower_bert_layer(config, layer, t, sram_reuse=reuse)
         else:
-            lowered = lower_llama_layer(config, layer, t, start=start, capacity=total)
+            lowered = lower_llama_layer(config, layer, t, start=start, capacity=total,
+                                        sram_reuse=reuse)
         t1 = time.perf_counter()
         programs = lowered.bind(x, kv)
         _say(progress, f"{name}: {lowered.predicted_cycles:,} cycles predicted in "
@@ -442,7 +455,8 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         sram = results[-1].sram
         t2 = time.perf_counter()
         runs.append(ProgramRun(name, lowered, programs, sum(r.cycles for r in results),
-                               t2 - t1, t1 - t0, lowered.differences(trace, sram), sram=sram,
+                               t2 - t1, t1 - t0, lowered.differences(trace, sram, runs=results),
+                               sram=sram,
                                trace=trace))
         outs.append(lowered.read_output(sram))
         if cache is not None:

@@ -49,7 +49,9 @@ def _print_report(rep: dict, run) -> None:
     print(f"MXM utilisation {rep['mxm_utilization']:.1%} over the layer; prefill per phase: "
           + ", ".join(f"{p} {c:,} cycles {rep['phase_mxm_utilization'][p]:.0%}"
                       for p, c in rep["phases"].items()))
-    print(f"SRAM used {rep['sram_bytes_used']:,} of {rep['sram_bytes_available']:,} bytes")
+    reused = " (words of dead tensors reused)" if rep["sram_reuse"] else ""
+    print(f"SRAM used {rep['sram_bytes_used']:,} of {rep['sram_bytes_available']:,} bytes"
+          f"{reused}")
     if "decode_tokens_per_s" in rep:
         print(f"decode {rep['decode_tokens_per_s']:,.0f} tokens/s at {cfg.clock_mhz:g} MHz; "
               f"weight-streaming bound {rep['decode_bound_tokens_per_s']:,.0f} tokens/s "
@@ -88,7 +90,8 @@ def _cmd_layer(args) -> int:
                              seed=args.seed, progress=progress)
     seq = args.seq if args.seq is not None else len(prepared.x_int) - args.decode
     run = run_layer(prepared, config, seq=seq, decode=args.decode, backend=args.backend,
-                    sram_access=args.sram_access, progress=progress)
+                    sram_access=args.sram_access, sram_reuse=args.sram_reuse,
+                    progress=progress)
     rep = run.report()
     if args.save_output:
         _save_output(args.save_output, run)
@@ -107,9 +110,10 @@ def _cmd_layer(args) -> int:
 
 
 def add_parser(sub) -> None:
+    """Add ``openlpu layer`` to the CLI's subparsers."""
+    from firmware.layer_run import SRAM_REUSE
     from tb.backdoor import SRAM_ACCESS
 
-    """Add ``openlpu layer`` to the CLI's subparsers."""
     from .config import PRESETS
 
     p = sub.add_parser("layer", help="compile one transformer layer of a checkpoint, run it "
@@ -129,6 +133,10 @@ def add_parser(sub) -> None:
                    help="RTL backends: load the weights and read the tensors back through the "
                         "simulator (backdoor, default: no simulated time) or through the "
                         "chip's host bus (bus: as a board does, one cycle per 4 bytes)")
+    p.add_argument("--sram-reuse", default="auto", choices=list(SRAM_REUSE),
+                   help="hand out the SRAM words of dead tensors again: only when the layer "
+                        "does not fit otherwise (auto, default), always, or never (every "
+                        "tensor keeps its own words, all readable in the final SRAM)")
     p.add_argument("--seq", type=int, metavar="T",
                    help="tokens of the prefill (default: the input's rows minus --decode)")
     p.add_argument("--decode", type=int, default=0, metavar="K",

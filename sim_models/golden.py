@@ -74,6 +74,10 @@ class RunResult:
     violations: list[Violation] = field(default_factory=list)
     #: Every SRAM word a WRITE or SCATTER touched, as ``(mem slice index, address)``.
     written_words: list[tuple[int, int]] = field(default_factory=list)
+    #: With ``write_log``: the SRAM after the program's image was written, before cycle 0.
+    sram_start: np.ndarray | None = field(default=None, repr=False)
+    #: The ``write_log`` list the model was given (``None`` without one).
+    write_log: list | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,11 @@ class GoldenModel:
     stream_log : list or None
         If a list, every stream-register write is appended as a :class:`StreamWrite` (what a
         waveform of the RTL is checked against, cycle by cycle).
+    write_log : list or None
+        If a list, every ``WRITE`` is appended as ``(cycle, mem slice index, address, word)``
+        (the word a copy, ``uint8 [L]``; ``cycle`` its issue), and the result carries
+        ``sram_start``: what an SRAM word held at any cycle can be told afterwards (a layer
+        that reuses SRAM overwrites its intermediate tensors).
     sram : np.ndarray or None
         The SRAM before the program's own image is written (default: zeros), e.g. the final
         SRAM of the previous program when a host runs several programs in turn without
@@ -156,7 +165,8 @@ class GoldenModel:
 
     def __init__(self, config: ChipConfig, program: Program, *, max_cycles: int = 50_000_000,
                  on_error: str = "raise", trace: list | None = None,
-                 stream_log: list | None = None, sram: np.ndarray | None = None):
+                 stream_log: list | None = None, sram: np.ndarray | None = None,
+                 write_log: list | None = None):
         if on_error not in ("raise", "collect"):
             raise ValueError(f"on_error must be 'raise' or 'collect', not {on_error!r}")
         program.check(config)
@@ -175,6 +185,8 @@ class GoldenModel:
                                  f"{config.name!r}, not {sram.dtype} {list(sram.shape)}")
             self.sram[...] = sram
         write_mem_init(self.sram, program, config)
+        self.write_log = write_log
+        self.sram_start = self.sram.copy() if write_log is not None else None
         self.streams = StreamFile(config.positions)
         self.planes = {p: _Plane(config.lanes, config.mxm_acc_depth)
                        for p in range(config.mxm_planes)}
@@ -284,6 +296,8 @@ class GoldenModel:
             if op is Opcode.WRITE:
                 self.sram[si, bank, offset] = value
                 self._written.add((si, instr.addr))
+                if self.write_log is not None:
+                    self.write_log.append((t, si, instr.addr, self.sram[si, bank, offset].copy()))
             else:
                 offs = (offset + (self._read_values(q, instr, "b", t) & 0xFFFF)) & (
                     cfg.mem_words_per_bank - 1)
@@ -460,7 +474,7 @@ class GoldenModel:
         outputs = {r.name: read_output(self.sram, r, self.config)
                    for r in self.program.outputs}
         return RunResult(cycles, self.sram, outputs, self._counters(cycles), self.violations,
-                         sorted(self._written))
+                         sorted(self._written), self.sram_start, self.write_log)
 
     def _counters(self, cycles: int) -> dict:
         cfg = self.config

@@ -138,27 +138,33 @@ def test_errors_are_one_line(llama_dir, bert_dir, tmp_path, capsys, args, messag
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("simulator", "access"), [
-    ("verilator", "backdoor"),
+@pytest.mark.parametrize(("simulator", "access", "reuse"), [
+    ("verilator", "backdoor", "never"),
+    # Dead tensors' SRAM words reused: the RTL must honour the fences (a write after the old
+    # occupant's last read) exactly as the golden model does.
+    ("verilator", "backdoor", "always"),
     # The same through the host bus, as a board loads it; and on Icarus, which simulates the
     # ecp5 chip at a few dozen cycles per second (over 10 minutes for this layer's 3 runs):
     # the default suite runs every instruction on Icarus (tests/test_rtl_chip.py), whole
     # layers there only in nox -s slow.
-    pytest.param("verilator", "bus", marks=pytest.mark.slow),
-    pytest.param("icarus", "backdoor", marks=pytest.mark.slow),
+    pytest.param("verilator", "bus", "never", marks=pytest.mark.slow),
+    pytest.param("icarus", "backdoor", "always", marks=pytest.mark.slow),
 ])
-def test_llama_layer_on_the_rtl(llama_dir, simulator, access, capsys):
+def test_llama_layer_on_the_rtl(llama_dir, simulator, access, reuse, capsys):
     """Prefill of 2 tokens and a decode step on the ecp5 preset's RTL: every program equals
     the golden model in every SRAM word and cycle, and the output equals the reference."""
     ok, why = simulator_available(simulator)
     if not ok:
         pytest.skip(why)
     code, rep = run_json(capsys, "--model", llama_dir, "--config", "ecp5", "--seq", 2,
-                         "--decode", 1, "--backend", simulator, "--sram-access", access)
+                         "--decode", 1, "--backend", simulator, "--sram-access", access,
+                         "--sram-reuse", reuse)
     assert code == 0, rep["mismatches"]
     check_report(rep, 2)
+    assert rep["sram_reuse"] is (reuse == "always")
     for r in rep["runs"]:
         assert r["matches_golden"] and r["rtl_cycles"] == r["predicted_cycles"]
+        assert r["sram_reuse"] is (reuse == "always")
     assert rep["rtl_run_seconds"] > 0
 
 
@@ -173,6 +179,8 @@ def test_a_golden_run_is_rerun_on_the_rtl_only_when_asked_right(llama_dir):
         golden.on_rtl("verilator", sram_access="jtag")
     with pytest.raises(LayerRunError, match="unknown SRAM access 'jtag'"):
         run_layer(prepared, PRESETS["ecp5"], seq=2, backend="icarus", sram_access="jtag")
+    with pytest.raises(LayerRunError, match="unknown SRAM reuse 'sometimes'"):
+        run_layer(prepared, PRESETS["ecp5"], seq=2, sram_reuse="sometimes")
     golden.backend = "icarus"
     with pytest.raises(LayerRunError, match="this one ran on icarus"):
         golden.on_rtl("verilator")

@@ -5,8 +5,16 @@ of a word lives in slice ``k`` of its group, at the same address (the layout of 
 :class:`firmware.program.OutputRegion`). A tensor's words are striped over all groups of its
 width (int8 words over every slice), so that consecutive words sit in different slices and
 can be read or written in the same cycle. Each slice hands out addresses ``0 .. 2W - 1`` in
-order (bank 0 first). Nothing is freed: every intermediate tensor stays readable in the final
-SRAM, for the op-by-op comparison with the integer reference.
+order (bank 0 first). By default nothing is freed: every intermediate tensor stays readable in
+the final SRAM, for the op-by-op comparison with the integer reference.
+
+A plan made with ``reuse=True`` (for a layer that does not fit otherwise) takes the lowest
+address free in every slice of a group instead, and :meth:`SramPlan.release` returns the words
+of a dead tensor or of an op's scratch words to the pool. Every allocated word carries a
+*lifetime key* (``("t", tensor name)``, or ``("s", op index)`` for scratch words) in
+:attr:`SramPlan.owner`, so the lowering can tell which tensor a word belongs to now; that the
+new occupant's writes come after the old one's last access is the timetable's business
+(:attr:`firmware.lower.resources.Reservations.fences`).
 
 Constants (weights, biases, requantisation multipliers, masks, tables) are deduplicated: two
 identical words share one address. :class:`SramCapacityError` reports bytes needed against
@@ -27,6 +35,9 @@ from .layout import Layout
 
 __all__ = ["SramPlan", "Tensor"]
 
+_FRESH = 1 << 40
+_NEVER = 1 << 41
+
 
 @dataclass
 class Tensor:
@@ -34,7 +45,8 @@ class Tensor:
 
     ``gid[r, j]`` / ``addr[r, j]`` locate word ``(r, j)`` (group index into
     :attr:`SramPlan.groups`, -1 for a word that holds no element); ``ready[r, j]`` is the
-    first cycle a ``READ`` may see its value.
+    first cycle a ``READ`` may see its value; ``key`` is the lifetime key of its words
+    (``None`` for constants, which live for the whole layer).
     """
 
     name: str
@@ -43,6 +55,7 @@ class Tensor:
     gid: np.ndarray
     addr: np.ndarray
     ready: np.ndarray = field(repr=False)
+    key: tuple | None = field(default=None, repr=False)
 
     @property
     def nbytes(self) -> int:
@@ -55,7 +68,7 @@ class Tensor:
         if (layout.rows, layout.tiles) != self.gid.shape:
             raise ValueError(f"view {name}: word matrix {(layout.rows, layout.tiles)} differs "
                              f"from {self.gid.shape}")
-        return Tensor(name, self.bits, layout, self.gid, self.addr, self.ready)
+        return Tensor(name, self.bits, layout, self.gid, self.addr, self.ready, self.key)
 
     def loc(self, r: int, j: int) -> tuple[int, int]:
         """``(group, address)`` of word ``(r, j)``."""
@@ -69,10 +82,13 @@ class SramPlan:
     ----------
     config : ChipConfig
         The chip.
+    reuse : bool
+        Hand out released words again (see the module docstring).
     """
 
-    def __init__(self, config: ChipConfig):
+    def __init__(self, config: ChipConfig, reuse: bool = False):
         self.config = config
+        self.reuse = reuse
         n = config.mem_slices_per_hemisphere
         self.groups: list[tuple[str, ...]] = []
         self.by_width: dict[int, list[int]] = {}
@@ -87,11 +103,30 @@ class SramPlan:
         self.inits: list[MemInit] = []
         self._consts: dict[tuple[bytes, int], int] = {}
         self._turn = {1: 0, 2: 0, 4: 0}
+        #: (slice, address) -> lifetime key of the tensor or scratch word living there.
+        self.owner: dict[tuple[str, int], tuple] = {}
+        #: Lifetime key -> its words, as (group, address).
+        self.words_of: dict[tuple, list[tuple[int, int]]] = {}
+        #: Keys of tensors that live to the end of the layer (the KV cache).
+        self.kept: set[tuple] = set()
+        #: The op being lowered (its index in program order): the key of scratch words.
+        self.op_index = 0
+        self._busy = {s: np.zeros(2 * config.mem_words_per_bank, bool) for s in self.next}
+        # Words that ever held a tensor: a constant (written before cycle 0) must not go
+        # where a tensor is written during the run.
+        self._ever = {s: np.zeros(2 * config.mem_words_per_bank, bool) for s in self.next}
+        # When each word was last released (a count of releases; never: _FRESH). A tensor
+        # takes the word released longest ago, whose old accesses lie furthest in the past,
+        # so its writes rarely wait at the fence; fresh words come after every released one.
+        self._released_at = {s: np.full(2 * config.mem_words_per_bank, _FRESH, np.int64)
+                             for s in self.next}
+        self._releases = 0
 
     @property
     def words_used(self) -> int:
-        """SRAM words handed out, summed over slices."""
-        return sum(self.next.values())
+        """SRAM words handed out at some point, summed over slices (with reuse, a word handed
+        out several times counts once)."""
+        return int(sum(int(e.sum()) for e in self._ever.values()))
 
     @property
     def bytes_used(self) -> int:
@@ -109,21 +144,60 @@ class SramPlan:
         free = [g for g in ids if not avoid.intersection(self.groups[g])]
         return free + [g for g in ids if g not in free]
 
-    def _take(self, gid: int, what: str) -> int:
+    def _take(self, gid: int, what: str, key: tuple | None = None) -> int:
         cfg = self.config
         group = self.groups[gid]
-        addr = max(self.next[s] for s in group)
+        if self.reuse and key is None:
+            # Constants fill each slice from the top, tensors from the bottom, so that
+            # neither fragments the other's end of the address space.
+            free = ~np.logical_or.reduce([self._ever[s] for s in group])
+            addr = (len(free) - 1 - int(np.argmax(free[::-1])) if free.any()
+                    else 2 * cfg.mem_words_per_bank)
+        elif self.reuse:
+            free = ~np.logical_or.reduce([self._busy[s] for s in group])
+            if free.any():
+                age = np.maximum.reduce([self._released_at[s] for s in group])
+                addr = int(np.argmin(np.where(free, age, _NEVER)))
+            else:
+                addr = 2 * cfg.mem_words_per_bank
+        else:
+            addr = max(self.next[s] for s in group)
         if addr >= 2 * cfg.mem_words_per_bank:
             need = self.bytes_used + cfg.lanes * len(group)
+            reused = " (even reusing the words of dead tensors)" if self.reuse else ""
             raise SramCapacityError(
                 f"SRAM full while placing {what}: MEM slice(s) {'+'.join(group)} have no free "
-                f"word left; the layer needs more than {need} bytes of SRAM, config "
+                f"word left{reused}; the layer needs more than {need} bytes of SRAM, config "
                 f"{cfg.name!r} has {cfg.sram_bytes} ({cfg.mem_slices} slices x "
                 f"{2 * cfg.mem_words_per_bank} words x {cfg.lanes} bytes)", need,
                 cfg.sram_bytes)
         for s in group:
-            self.next[s] = addr + 1
+            self.next[s] = max(self.next[s], addr + 1)
+            self._busy[s][addr] = True
+            self._ever[s][addr] = True
+            if key is not None:
+                self.owner[(s, addr)] = key
+        if key is not None:
+            self.words_of.setdefault(key, []).append((gid, addr))
         return addr
+
+    def release(self, key: tuple) -> list[tuple[str, int]]:
+        """Return the words of lifetime key ``key`` to the pool (a plan made with
+        ``reuse=True``); returns them as ``(slice, address)``."""
+        out = []
+        self._releases += 1
+        for gid, addr in self.words_of.pop(key, ()):
+            for s in self.groups[gid]:
+                if self.owner.get((s, addr)) == key:
+                    del self.owner[(s, addr)]
+                    self._busy[s][addr] = False
+                    self._released_at[s][addr] = self._releases
+                    out.append((s, addr))
+        return out
+
+    def key_at(self, gid: int, addr: int) -> tuple | None:
+        """The lifetime key of the word living at ``addr`` of group ``gid`` now."""
+        return self.owner.get((self.groups[gid][0], addr))
 
     def scratch(self, bits: int, avoid: set[str], what: str,
                 side: str | None = None) -> tuple[int, int]:
@@ -134,12 +208,16 @@ class SramPlan:
             cands = [c for c in cands if self.groups[c][0].startswith(f"mem_{side}")] or cands
         cands = [c for c in cands if not avoid.intersection(self.groups[c])] or cands
         g = min(cands, key=lambda c: max(self.next[s] for s in self.groups[c]))
-        return g, self._take(g, what)
+        return g, self._take(g, what, ("s", self.op_index))
 
     def tensor(self, name: str, bits: int, layout: Layout, avoid: set[str] = frozenset(),
-               spread: int | None = None) -> Tensor:
+               spread: int | None = None, keep: bool = False) -> Tensor:
         """Allocate every used word of a new tensor, striped over the groups of its width
-        (over the first ``spread`` candidates only, if given)."""
+        (over the first ``spread`` candidates only, if given); ``keep``: the tensor lives to
+        the end of the layer, it is never released."""
+        key = ("t", name)
+        if keep:
+            self.kept.add(key)
         nb = bits // 8
         cands = self.candidates(nb, avoid)
         if spread:
@@ -151,8 +229,8 @@ class SramPlan:
             g = cands[self._turn[nb] % len(cands)]
             self._turn[nb] += 1
             gid[r, j] = g
-            addr[r, j] = self._take(g, f"tensor {name}")
-        return Tensor(name, bits, layout, gid, addr, np.zeros(used.shape, np.int64))
+            addr[r, j] = self._take(g, f"tensor {name}", key)
+        return Tensor(name, bits, layout, gid, addr, np.zeros(used.shape, np.int64), key)
 
     def init(self, gid: int, addr: int, bits: int, values: np.ndarray) -> None:
         """Initial contents of one word (``values``: ``L`` integers)."""

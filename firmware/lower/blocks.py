@@ -189,8 +189,8 @@ class KVCache:
         hc = head_columns(kv_heads, dh, L).reshape(kv_heads, 1, dh)
         s = np.arange(capacity).reshape(1, capacity, 1)
         width = kv_heads * -(-dh // L) * L
-        k = g.plan.tensor("cache.k", 8, Layout.matrix(s, hc, L, capacity, width))
-        v = g.plan.tensor("cache.v", 8, Layout.matrix(hc, s, L, width, capacity))
+        k = g.plan.tensor("cache.k", 8, Layout.matrix(s, hc, L, capacity, width), keep=True)
+        v = g.plan.tensor("cache.v", 8, Layout.matrix(hc, s, L, width, capacity), keep=True)
         return cls(kv_heads, dh, capacity, k, v)
 
     def k_rows(self, name: str, pos0: int, t: int) -> Tensor:

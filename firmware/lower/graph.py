@@ -19,6 +19,13 @@ or is a replicated per-row scalar (a reduction result). A constant operand becom
 REQ/VXM immediate when it is one value that fits, and otherwise constant words laid out like
 the result (deduplicated, so a per-channel vector costs one word per column tile).
 
+SRAM reuse: every read of a tensor's word is noted (:attr:`LayerGraph.last_use`, by the
+tensor's lifetime key, see :mod:`firmware.lower.alloc`). A graph given the last uses of an
+earlier lowering of the same layer (``live=``) releases a tensor's words once every op that
+reads it is placed, and an op's scratch words once the op is placed; the plan hands them out
+again behind a fence (:class:`firmware.lower.resources.Reservations`). A read of a word that
+has changed hands raises :class:`LoweringError` instead of reading the wrong value.
+
 Lane reductions: padding lanes are replaced by the identity (``SEL`` against a constant lane
 mask), the row's words are combined with the VXM op, and ``log2 L`` butterfly steps
 (``PERMUTE`` by a lane rotation, then the op) leave the result in every lane (a row of one
@@ -82,7 +89,8 @@ class LayerGraph:
     """Lowers ops one by one into one program for ``config`` (see the module docstring);
     ``plan`` holds the SRAM addresses, ``pl`` the timetable, ``records`` the lowered ops."""
 
-    def __init__(self, config: ChipConfig, cut_before: frozenset[str] = frozenset()):
+    def __init__(self, config: ChipConfig, cut_before: frozenset[str] = frozenset(),
+                 live: dict[tuple, int] | None = None):
         self.config = config
         #: Ops that start a new program (:meth:`firmware.lower.placer.Placer.cut`): the
         #: layer's code is split where one program would not fit the instruction queues.
@@ -90,8 +98,15 @@ class LayerGraph:
         #: Names of the ops placed so far, in program order (the candidates for a cut).
         self.op_order: list[str] = []
         self.L = config.lanes
-        self.plan = SramPlan(config)
+        self.plan = SramPlan(config, reuse=live is not None)
         self.pl = Placer(config)
+        #: Lifetime key -> the last op (index in :attr:`op_order`, plus one) that read it;
+        #: scratch words count as read by the op after the one that made them.
+        self.last_use: dict[tuple, int] = {}
+        #: Keys still to be released (SRAM reuse), by their last use from ``live``.
+        self._dying = sorted((u, k) for k, u in (live or {}).items())
+        #: Keys released so far (their final SRAM words belong to later tensors).
+        self.released: set[tuple] = set()
         self.records: dict[str, OpRecord] = {}
         self.inputs: dict[str, Tensor] = {}
         #: Element-wise ops recorded but not placed yet: (result, step per word).
@@ -109,9 +124,25 @@ class LayerGraph:
     def _begin(self, name: str) -> None:
         """Every op method starts here: a new program before the ops in ``cut_before``."""
         self.op_order.append(name)
+        self.plan.op_index = len(self.op_order) - 1
         if name in self.cut_before:
             self.flush()
             self.pl.cut()
+        self._release_dead()
+
+    def _release_dead(self) -> None:
+        """Release the keys no op from the current one on reads (with nothing pending: a
+        pending op's reads are not placed yet)."""
+        if self._pending:
+            return
+        current = len(self.op_order) - 1
+        while self._dying and self._dying[0][0] < current:
+            _, key = self._dying.pop(0)
+            if key in self.plan.kept:
+                continue
+            for s, a in self.plan.release(key):
+                self.pl.res.fence(s, a)
+            self.released.add(key)
 
     def _record(self, name: str, kind: str, t: Tensor, macs: int = 0) -> Tensor:
         if name in self.records:
@@ -126,13 +157,25 @@ class LayerGraph:
             self.flush()
         return self._word(t, r, j)
 
-    @staticmethod
-    def _word(t: Tensor, r: int, j: int) -> Word:
-        return Word(int(t.gid[r, j]), int(t.addr[r, j]), int(t.ready[r, j]))
+    def _word(self, t: Tensor, r: int, j: int) -> Word:
+        w = Word(int(t.gid[r, j]), int(t.addr[r, j]), int(t.ready[r, j]))
+        if t.key is not None:
+            # Reads are made while an op is built (before or after its _begin): count them
+            # for the op after the current one, so a release never comes before them.
+            self.last_use[t.key] = len(self.op_order)
+            if self.plan.reuse and self.plan.key_at(w.gid, w.addr) != t.key:
+                raise LoweringError(
+                    f"tensor {t.name} is read by op {self.op_order[-1]} after its SRAM word "
+                    f"({self.plan.groups[w.gid][0]}, address {w.addr}) was released; the "
+                    f"lowering's liveness differs from the first pass")
+        return w
 
-    def scratch(self, bits: int, avoid: set[str], what: str) -> tuple[int, int]:
-        """A fresh word for an intermediate value nobody compares."""
-        return self.plan.scratch(bits, avoid, what)
+    def scratch(self, bits: int, avoid: set[str], what: str,
+                side: str | None = None) -> tuple[int, int]:
+        """A fresh word for an intermediate value nobody compares, read only by the current
+        op."""
+        self.last_use[("s", self.plan.op_index)] = len(self.op_order)
+        return self.plan.scratch(bits, avoid, what, side)
 
     def input(self, name: str, bits: int, layout: Layout) -> Tensor:
         """A tensor the host writes before the run (see :meth:`SramPlan.bind`)."""
@@ -261,6 +304,7 @@ class LayerGraph:
             readies = vxm_chain(self.pl, self.plan, [steps[w] for _, steps in pending])
             for (res, _), ready in zip(pending, readies, strict=True):
                 res.ready[w] = ready
+        self._release_dead()
 
     # --- lane reductions -------------------------------------------------------------------
 
@@ -403,7 +447,7 @@ class LayerGraph:
         steps = len(maps) - (1 if spread else 0)
         near = set(self.plan.groups[acc.gid])
         words = [Word(*self.plan.const_word(16, m, near)) for m in maps]
-        outs = [self.plan.scratch(32, near, f"{name} partial", side)
+        outs = [self.scratch(32, near, f"{name} partial", side)
                 for _ in range(steps - (0 if spread else 1))] + [res.loc(r, 0)]
         try:
             ready = butterfly_chain(self.pl, self.plan, opcode, acc, words, outs, spread,

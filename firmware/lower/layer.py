@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware.program import Program
-from openlpu.config import ChipConfig
+from openlpu.config import MAX_ADDRESS_BITS, ChipConfig
 from openlpu.isa import Instruction, Opcode
 
 from .alloc import Tensor
@@ -65,7 +65,7 @@ from .blocks import (
     requant,
     rope,
 )
-from .errors import LoweringError, QueueDepthError
+from .errors import LoweringError, QueueDepthError, SramCapacityError
 from .graph import LayerGraph, OpRecord
 from .layout import Layout, head_columns
 
@@ -139,7 +139,12 @@ class LoweredLayer:
         Useful multiply-accumulates (the reference's matmul sizes, no padding), in all and per
         phase.
     sram_bytes_used : int
-        SRAM bytes the layer's tensors, constants and cache occupy.
+        SRAM bytes the layer's tensors, constants and cache occupy (with SRAM reuse: the
+        highest address used in each slice, summed).
+    reuses_sram : bool
+        The layer did not fit with every tensor in its own words, so dead tensors' words were
+        handed out again (:mod:`firmware.lower.alloc`); their values are gone from the final
+        SRAM, and :meth:`differences` reads them from the golden model's write log.
     """
 
     programs: list[Program]
@@ -158,6 +163,15 @@ class LoweredLayer:
     output_name: str = field(repr=False, default="")
     cache: KVCache | None = field(repr=False, default=None)
     input_tensor: Tensor | None = field(repr=False, default=None)
+
+    @property
+    def reuses_sram(self) -> bool:
+        return self.graph.plan.reuse
+
+    def released(self, name: str) -> bool:
+        """Whether the words of recorded tensor ``name`` were handed out again before the end
+        of the run (it cannot be read from the final SRAM)."""
+        return self.graph.records[name].tensor.key in self.graph.released
 
     # --- figures ---------------------------------------------------------------------------
 
@@ -276,21 +290,35 @@ class LoweredLayer:
         :meth:`run_bound`."""
         return self.run_bound(self.bind(x, cache), **kwargs)
 
-    def run_bound(self, programs: list[Program], **kwargs) -> list:
+    def run_bound(self, programs: list[Program], *, log_writes: bool | None = None,
+                  **kwargs) -> list:
         """Run bound ``programs`` on the golden model in turn, each starting from the SRAM the
         previous one left (as a host that does not clear the SRAM between them); returns
         each program's :class:`~sim_models.golden.RunResult` (the last one's ``sram`` is the
-        layer's final SRAM). Keyword arguments go to the golden model."""
+        layer's final SRAM). ``log_writes`` (default: when the layer reuses SRAM) keeps every
+        ``WRITE`` in the results, which :meth:`differences` needs for released tensors.
+        Other keyword arguments go to the golden model."""
         from sim_models.golden import run_program
 
+        if log_writes is None:
+            log_writes = self.reuses_sram
         out = []
         for prog in programs:
-            out.append(run_program(self.config, prog,
-                                   sram=out[-1].sram if out else None, **kwargs))
+            log = [] if log_writes else None
+            out.append(run_program(self.config, prog, sram=out[-1].sram if out else None,
+                                   write_log=log, **kwargs))
         return out
 
     def read(self, name: str, sram: np.ndarray) -> np.ndarray:
-        """Tensor ``name`` (a trace name) from a final SRAM image, in the reference's shape."""
+        """Tensor ``name`` (a trace name) from a final SRAM image, in the reference's shape.
+
+        Raises
+        ------
+        LoweringError
+            Its words were handed out again (see :meth:`differences` for reading it)."""
+        if self.released(name):
+            raise LoweringError(f"tensor {name} is not in the final SRAM: the layer reuses "
+                                f"SRAM and its words went to later tensors")
         return self.graph.plan.read(self.graph.records[name].tensor, sram)
 
     def read_output(self, sram: np.ndarray) -> np.ndarray:
@@ -298,8 +326,8 @@ class LoweredLayer:
         return self.read(self.output_name, sram)
 
     def read_tensors(self, sram: np.ndarray) -> dict[str, np.ndarray]:
-        """Every recorded tensor, by trace name."""
-        return {n: self.read(n, sram) for n in self.graph.records}
+        """Every recorded tensor still in the final SRAM, by trace name."""
+        return {n: self.read(n, sram) for n in self.graph.records if not self.released(n)}
 
     def read_cache(self, sram: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The KV cache after the run, int8 ``[kv_heads, start + tokens, head_dim]`` each."""
@@ -310,7 +338,8 @@ class LoweredLayer:
         v = v.reshape(n, self.cache.kv_heads, self.cache.dh).transpose(1, 0, 2)
         return k.astype(np.int8), v.astype(np.int8)
 
-    def compare(self, trace, sram: np.ndarray) -> TensorMismatch | None:
+    def compare(self, trace, sram: np.ndarray, runs: list | None = None
+                ) -> TensorMismatch | None:
         """The first op (in the reference's order) whose tensor in ``sram`` differs from the
         reference ``trace``, or ``None`` when every recorded tensor matches bit for bit.
 
@@ -318,21 +347,29 @@ class LoweredLayer:
         ------
         LoweringError
             A tensor of ``trace`` was not lowered, or has another shape."""
-        diffs = self.differences(trace, sram, first_only=True)
+        diffs = self.differences(trace, sram, first_only=True, runs=runs)
         return diffs[0] if diffs else None
 
-    def differences(self, trace, sram: np.ndarray, *,
-                    first_only: bool = False) -> list[TensorMismatch]:
+    def differences(self, trace, sram: np.ndarray, *, first_only: bool = False,
+                    runs: list | None = None) -> list[TensorMismatch]:
         """Every op (in the reference's order) whose tensor in ``sram`` differs from the
         reference ``trace``: where the first difference is and the largest error, op by op.
-        Raises as :meth:`compare`."""
+        A tensor whose words were handed out again (:attr:`reuses_sram`) is read from the
+        write logs of ``runs`` (:meth:`run_bound`) as it stood when it was complete; without
+        them it is not compared. Raises as :meth:`compare`."""
         missing = [n for n in trace.names() if n not in self.graph.records]
         if missing:
             raise LoweringError(f"the lowered layer has no tensor for {', '.join(missing)}")
+        history = _WriteHistory(self, runs) if runs and self.graph.released else None
         out = []
         for name in trace.names():
             want = trace[name]
-            got = self.read(name, sram)
+            if self.released(name):
+                if history is None:
+                    continue
+                got = history.read(self.graph.records[name].tensor)
+            else:
+                got = self.read(name, sram)
             if got.shape != want.shape:
                 raise LoweringError(f"{name}: lowered shape {got.shape}, reference "
                                     f"{want.shape}")
@@ -345,6 +382,42 @@ class LoweredLayer:
                 if first_only:
                     break
         return out
+
+
+class _WriteHistory:
+    """What each SRAM word held over a logged run of a layer's programs (the golden model's
+    ``write_log``), to read tensors whose words were reused later."""
+
+    def __init__(self, lowered: LoweredLayer, runs: list):
+        if any(r.write_log is None for r in runs):
+            raise LoweringError("the layer reuses SRAM: run it with log_writes=True to "
+                                "compare its released tensors")
+        cfg = lowered.config
+        self.plan = lowered.graph.plan
+        self.index = {s.name: s.index for s in cfg.mem_slice_list}
+        starts = [lo for lo, _ in lowered.graph.pl.segments()]
+        #: (slice index, address) -> ([global issue cycles], [words]) in time order
+        self.words: dict[tuple[int, int], tuple[list[int], list[np.ndarray]]] = {}
+        for start, run in zip(starts, runs, strict=True):
+            for t, si, addr, word in run.write_log:
+                cycles, values = self.words.setdefault((si, addr), ([], []))
+                cycles.append(start + t)
+                values.append(word)
+        self.image = runs[0].sram_start.reshape(cfg.mem_slices, -1, cfg.lanes).copy()
+        self.start = self.image.copy()
+
+    def read(self, t: Tensor) -> np.ndarray:
+        """Tensor ``t`` as it stood in the cycles its words became readable (``t.ready``)."""
+        import bisect
+
+        for r, j in zip(*np.nonzero(t.gid >= 0), strict=True):
+            addr, ready = int(t.addr[r, j]), int(t.ready[r, j])
+            for s in self.plan.groups[int(t.gid[r, j])]:
+                si = self.index[s]
+                cycles, values = self.words.get((si, addr), ((), ()))
+                k = bisect.bisect_left(cycles, ready)
+                self.image[si, addr] = values[k - 1] if k else self.start[si, addr]
+        return self.plan.read(t, self.image)
 
 
 def _segment_queues(g: LayerGraph) -> list[dict[str, list[Instruction]]]:
@@ -378,17 +451,20 @@ def split_points(order: list[str], words: dict[str, dict[str, int]], budget: int
     """The ops before which a new program starts so that no queue of a program takes more
     than ``budget`` words by the per-op estimates ``words``, greedily (as late as possible).
 
+    An op that alone needs more than ``budget`` words (but fits a queue) gets a program of
+    its own.
+
     Raises
     ------
     QueueDepthError
-        One op alone needs more than ``budget`` words on a queue: an op is never split.
+        One op alone needs more words on a queue than it holds: an op is never split.
     """
     cuts: list[str] = []
     used: dict[str, int] = {}
     for op in order:
         need = words.get(op, {})
         for q, n in need.items():
-            if n > budget:
+            if n > config.queue_depth - 1:
                 raise QueueDepthError(
                     f"op {op} alone needs about {n} instruction words on queue {q}; config "
                     f"{config.name!r} holds {config.queue_depth} per queue (deeper queues "
@@ -407,27 +483,59 @@ def split_points(order: list[str], words: dict[str, dict[str, int]], budget: int
 _SPLIT_BUDGETS = (0.9, 0.75, 0.6, 0.45, 0.3)
 
 
-def _attempt(config: ChipConfig, body, cuts: frozenset[str] = frozenset()):
-    """Lower ``body`` with new programs before the ops in ``cuts``: ``(graph, body's result,
-    each program's queues, the worst overflow or None)``."""
-    g = LayerGraph(config, cuts)
+def _attempt(config: ChipConfig, body, cuts: frozenset[str] = frozenset(),
+             live: dict[tuple, int] | None = None):
+    """Lower ``body`` with new programs before the ops in ``cuts`` (reusing SRAM by the last
+    uses ``live``, if given): ``(graph, body's result, each program's queues, the worst
+    overflow or None)``."""
+    g = LayerGraph(config, cuts, live)
     out = body(g)
     g.flush()
     segments = _segment_queues(g)
     return g, out, segments, _overflow(config, segments)
 
 
-def _lower(config: ChipConfig, kind: str, tokens: int, start: int, body) -> LoweredLayer:
+#: The largest bank a liveness pass may pretend to have (the address field's limit).
+_LIVENESS_WORDS = 1 << (MAX_ADDRESS_BITS - 1)
+
+
+def _liveness(config: ChipConfig, body, full: SramCapacityError):
+    """Lower ``body`` once on ``config`` with as many words per bank as an address can name,
+    for what it reads when (:attr:`LayerGraph.last_use`): the first pass of a layer that only
+    fits with SRAM reuse. Re-raises ``full`` if even that does not hold it."""
+    big = config.replace(mem_words_per_bank=max(config.mem_words_per_bank, _LIVENESS_WORDS))
+    try:
+        return _attempt(big, body)
+    except SramCapacityError:
+        raise full from None
+
+
+def _lower(config: ChipConfig, kind: str, tokens: int, start: int, body,
+           sram_reuse: bool | None = None) -> LoweredLayer:
     """Lower ``body(graph) -> (output name, input tensor, cache)`` to one program or, when its
-    code does not fit the queues, to several programs cut between ops."""
-    g, out, segments, worst = _attempt(config, body)
+    code does not fit the queues, to several programs cut between ops. ``sram_reuse``: None
+    reuses the words of dead tensors only when the layer does not fit the SRAM otherwise (a
+    first pass on a chip with bigger banks finds every tensor's last reader), True always,
+    False never."""
+    live = None
+    try:
+        g, out, segments, worst = _attempt(config, body)
+    except SramCapacityError as full:
+        if sram_reuse is False:
+            raise
+        g, out, segments, worst = _liveness(config, body, full)
+        live = dict(g.last_use)
+    if sram_reuse and live is None:
+        live = dict(g.last_use)
+    if live is not None and worst is None:
+        g, out, segments, worst = _attempt(config, body, live=live)
     words = _op_words(g) if worst is not None else {}
     order = g.op_order
     fracs = iter(_SPLIT_BUDGETS)
     while worst is not None and (frac := next(fracs, None)) is not None:
         budget = int((config.queue_depth - 1) * frac)
         g, out, segments, worst = _attempt(
-            config, body, frozenset(split_points(order, words, budget, config)))
+            config, body, frozenset(split_points(order, words, budget, config)), live)
     if worst is None:
         return _finish(g, kind, tokens, start, segments, *out)
     k, q, n = worst
@@ -459,9 +567,13 @@ def _finish(g: LayerGraph, kind: str, tokens: int, start: int, segments: list,
                         g.plan.bytes_used, g, out_name, cache, x)
 
 
-def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
+def lower_bert_layer(config: ChipConfig, layer, tokens: int, *,
+                     sram_reuse: bool | None = None) -> LoweredLayer:
     """Lower ``layer.forward`` (an :class:`~sim_models.transformer.IntBertLayer`) for
     ``tokens`` tokens (bidirectional attention; the keys and values stay in SRAM).
+    ``sram_reuse``: hand out the words of dead tensors again - ``None`` (default) only when
+    the layer does not fit otherwise, ``True`` always, ``False`` never (see
+    :attr:`LoweredLayer.reuses_sram`).
 
     Raises
     ------
@@ -473,7 +585,8 @@ def lower_bert_layer(config: ChipConfig, layer, tokens: int) -> LoweredLayer:
     LoweringError
         Anything else the chip cannot do (see the message).
     """
-    return _lower(config, "bert", tokens, 0, lambda g: _bert_body(g, layer, tokens))
+    return _lower(config, "bert", tokens, 0, lambda g: _bert_body(g, layer, tokens),
+                  sram_reuse)
 
 
 def _bert_body(g: LayerGraph, layer, tokens: int):
@@ -506,7 +619,8 @@ def _bert_body(g: LayerGraph, layer, tokens: int):
 
 
 def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
-                      capacity: int | None = None) -> LoweredLayer:
+                      capacity: int | None = None, *,
+                      sram_reuse: bool | None = None) -> LoweredLayer:
     """Lower ``layer.forward`` (an :class:`~sim_models.transformer.IntLlamaLayer`) for
     ``tokens`` tokens at positions ``start ..`` (prefill: ``start = 0``; a decode step:
     ``tokens = 1``, ``start`` = the cache length), causal attention over a KV cache of
@@ -519,7 +633,7 @@ def lower_llama_layer(config: ChipConfig, layer, tokens: int, start: int = 0,
         raise LoweringError(f"positions {start}..{start + tokens - 1} exceed the KV cache "
                             f"capacity {cap}")
     return _lower(config, "llama", tokens, start,
-                  lambda g: _llama_body(g, layer, tokens, start, cap))
+                  lambda g: _llama_body(g, layer, tokens, start, cap), sram_reuse)
 
 
 def _llama_body(g: LayerGraph, layer, tokens: int, start: int, cap: int):

@@ -15,12 +15,16 @@ all-or-nothing:
   nobody consumes any more may be overwritten freely: only the consumed stretch is claimed;
 - **bank accesses** — a read in its issue cycle, a write in the cycle after its issue; a read
   and a write of the same bank of one slice in one cycle is a bank conflict.
+
+A word the SRAM plan hands out again (``SramPlan(reuse=True)``) gets a *fence*: the last cycle
+its previous occupant was read or written. A ``WRITE`` to it must come later, or it would
+destroy a value still to be read (or be overwritten by a late write of the old value).
 """
 
 from __future__ import annotations
 
 from firmware.schedule import ScheduleBuilder
-from openlpu.isa import Instruction
+from openlpu.isa import Instruction, Opcode
 
 __all__ = ["Reservations", "Txn"]
 
@@ -44,6 +48,18 @@ class Reservations:
         #: No instruction may issue before this cycle (the start of the current program of a
         #: timetable cut into several, :meth:`firmware.lower.placer.Placer.cut`).
         self.floor = 0
+        #: (slice, address) -> last cycle a committed READ or WRITE accessed its bank.
+        self.touched: dict[tuple[str, int], int] = {}
+        #: (slice, address) -> a WRITE to the word must access its bank after this cycle.
+        self.fences: dict[tuple[str, int], int] = {}
+
+    def fence(self, slice_name: str, addr: int) -> None:
+        """The word at ``addr`` of ``slice_name`` changes hands: later writes come after every
+        access committed so far."""
+        last = self.touched.get((slice_name, addr))
+        if last is not None:
+            key = (slice_name, addr)
+            self.fences[key] = max(last, self.fences.get(key, last))
 
     def txn(self) -> Txn:
         """A new, empty group of claims."""
@@ -90,6 +106,10 @@ class Txn:
         if (cycle < self.res.floor or (queue, cycle) in self._slot_keys
                 or self.res.builder.busy(queue, cycle)):
             return False
+        if instr.op is Opcode.WRITE and self.res.fences:
+            fence = self.res.fences.get((queue, instr.addr))
+            if fence is not None and cycle + 1 <= fence:
+                return False
         self.slots.append((queue, cycle, instr))
         self._slot_keys.add((queue, cycle))
         return True
@@ -135,8 +155,14 @@ class Txn:
     def commit(self) -> None:
         """Make every claim permanent and place the instructions in the timetable."""
         res = self.res
+        touched = res.touched
         for queue, cycle, instr in self.slots:
             res.builder.place(queue, cycle, instr)
+            if instr.op is Opcode.READ or instr.op is Opcode.WRITE:
+                at = cycle + (instr.op is Opcode.WRITE)
+                key = (queue, instr.addr)
+                if touched.get(key, -1) < at:
+                    touched[key] = at
         for key, lo, hi in self.cells:
             res.cells.setdefault(key, []).append((lo, hi))
         for key, value in self.banks:
