@@ -8,9 +8,10 @@ can be read or written in the same cycle. Each slice hands out addresses ``0 .. 
 order (bank 0 first). By default nothing is freed: every intermediate tensor stays readable in
 the final SRAM, for the op-by-op comparison with the integer reference.
 
-A plan made with ``reuse=True`` (for a layer that does not fit otherwise) takes the lowest
-address free in every slice of a group instead, and :meth:`SramPlan.release` returns the words
-of a dead tensor or of an op's scratch words to the pool. Every allocated word carries a
+A plan made with ``reuse=True`` (for a layer that does not fit otherwise) gives a tensor the
+free address of a group released longest ago (fresh words last), constants the highest address
+that never held a tensor, and :meth:`SramPlan.release` returns the words of a dead tensor or of
+an op's scratch words to the pool. Every allocated word carries a
 *lifetime key* (``("t", tensor name)``, or ``("s", op index)`` for scratch words) in
 :attr:`SramPlan.owner`, so the lowering can tell which tensor a word belongs to now; that the
 new occupant's writes come after the old one's last access is the timetable's business

@@ -164,8 +164,9 @@ class LayerGraph:
             # for the op after the current one, so a release never comes before them.
             self.last_use[t.key] = len(self.op_order)
             if self.plan.reuse and self.plan.key_at(w.gid, w.addr) != t.key:
+                op = self.op_order[-1] if self.op_order else "(none yet)"
                 raise LoweringError(
-                    f"tensor {t.name} is read by op {self.op_order[-1]} after its SRAM word "
+                    f"tensor {t.name} is read at op {op} after its SRAM word "
                     f"({self.plan.groups[w.gid][0]}, address {w.addr}) was released; the "
                     f"lowering's liveness differs from the first pass")
         return w

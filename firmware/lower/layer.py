@@ -139,8 +139,8 @@ class LoweredLayer:
         Useful multiply-accumulates (the reference's matmul sizes, no padding), in all and per
         phase.
     sram_bytes_used : int
-        SRAM bytes the layer's tensors, constants and cache occupy (with SRAM reuse: the
-        highest address used in each slice, summed).
+        SRAM bytes the layer's tensors, constants and cache occupy (with SRAM reuse: every
+        word that held something at some point, once).
     reuses_sram : bool
         The layer did not fit with every tensor in its own words, so dead tensors' words were
         handed out again (:mod:`firmware.lower.alloc`); their values are gone from the final
@@ -166,6 +166,7 @@ class LoweredLayer:
 
     @property
     def reuses_sram(self) -> bool:
+        """Whether the lowering handed out the words of dead tensors again."""
         return self.graph.plan.reuse
 
     def released(self, name: str) -> bool:
