@@ -4,9 +4,12 @@ A *group* is ``nbytes`` adjacent MEM slices on one side of the VXM: byte ``k`` o
 of a word lives in slice ``k`` of its group, at the same address (the layout of an
 :class:`firmware.program.OutputRegion`). A tensor's words are striped over all groups of its
 width (int8 words over every slice), so that consecutive words sit in different slices and
-can be read or written in the same cycle. Each slice hands out addresses ``0 .. 2W - 1`` in
-order (bank 0 first). By default nothing is freed: every intermediate tensor stays readable in
-the final SRAM, for the op-by-op comparison with the integer reference.
+can be read or written in the same cycle. Each slice hands out its words in an order that
+alternates the two banks (bank 0 offset 0, bank 1 offset 0, bank 0 offset 1, ..): a ``READ``
+collides with the ``WRITE`` issued the cycle before only in the same bank, and with everything
+in bank 0 (as with addresses in order) every such pair would. By default nothing is freed:
+every intermediate tensor stays readable in the final SRAM, for the op-by-op comparison with
+the integer reference.
 
 A plan made with ``reuse=True`` (for a layer that does not fit otherwise) gives a tensor the
 free address of a group released longest ago (fresh words last), constants the highest address
@@ -122,6 +125,10 @@ class SramPlan:
         self._released_at = {s: np.full(2 * config.mem_words_per_bank, _FRESH, np.int64)
                              for s in self.next}
         self._releases = 0
+        # Allocation order -> address: the banks alternate (see the module docstring).
+        w = config.mem_words_per_bank
+        slots = np.arange(2 * w)
+        self._addr_of_slot = (slots % 2) * w + slots // 2
 
     @property
     def words_used(self) -> int:
@@ -148,22 +155,23 @@ class SramPlan:
     def _take(self, gid: int, what: str, key: tuple | None = None) -> int:
         cfg = self.config
         group = self.groups[gid]
+        order = self._addr_of_slot
         if self.reuse and key is None:
             # Constants fill each slice from the top, tensors from the bottom, so that
             # neither fragments the other's end of the address space.
-            free = ~np.logical_or.reduce([self._ever[s] for s in group])
-            addr = (len(free) - 1 - int(np.argmax(free[::-1])) if free.any()
+            free = ~np.logical_or.reduce([self._ever[s] for s in group])[order]
+            slot = (len(free) - 1 - int(np.argmax(free[::-1])) if free.any()
                     else 2 * cfg.mem_words_per_bank)
         elif self.reuse:
-            free = ~np.logical_or.reduce([self._busy[s] for s in group])
+            free = ~np.logical_or.reduce([self._busy[s] for s in group])[order]
             if free.any():
-                age = np.maximum.reduce([self._released_at[s] for s in group])
-                addr = int(np.argmin(np.where(free, age, _NEVER)))
+                age = np.maximum.reduce([self._released_at[s] for s in group])[order]
+                slot = int(np.argmin(np.where(free, age, _NEVER)))
             else:
-                addr = 2 * cfg.mem_words_per_bank
+                slot = 2 * cfg.mem_words_per_bank
         else:
-            addr = max(self.next[s] for s in group)
-        if addr >= 2 * cfg.mem_words_per_bank:
+            slot = max(self.next[s] for s in group)
+        if slot >= 2 * cfg.mem_words_per_bank:
             need = self.bytes_used + cfg.lanes * len(group)
             reused = " (even reusing the words of dead tensors)" if self.reuse else ""
             raise SramCapacityError(
@@ -172,8 +180,9 @@ class SramPlan:
                 f"{cfg.name!r} has {cfg.sram_bytes} ({cfg.mem_slices} slices x "
                 f"{2 * cfg.mem_words_per_bank} words x {cfg.lanes} bytes)", need,
                 cfg.sram_bytes)
+        addr = int(order[slot])
         for s in group:
-            self.next[s] = max(self.next[s], addr + 1)
+            self.next[s] = max(self.next[s], slot + 1)
             self._busy[s][addr] = True
             self._ever[s][addr] = True
             if key is not None:
@@ -241,14 +250,19 @@ class SramPlan:
             self.inits.append(MemInit(s, addr, raw[:, k].reshape(1, -1).copy()))
 
     def const_word(self, bits: int, values: np.ndarray, avoid: set[str] = frozenset(),
-                   what: str = "constant", turn: int | None = None) -> tuple[int, int]:
+                   what: str = "constant", turn: int | None = None,
+                   spread: int | None = None) -> tuple[int, int]:
         """``(group, address)`` of a constant word, shared with an identical earlier one in a
         group that avoids ``avoid`` where possible; ``turn`` picks the group
         ``turn mod groups`` of the width (weight rows that one ``LW`` loads together must
-        sit in different slices)."""
+        sit in different slices); ``spread`` picks group ``spread mod n`` of the ``n`` that
+        avoid ``avoid``, so that the rows of an op read copies in different slices instead
+        of queueing for one (a per-channel multiplier is read once per row)."""
         key = np.asarray(values, np.int64).astype(f"<i{bits // 8}").tobytes()
         cands = self.candidates(bits // 8, avoid)
         preferred = [g for g in cands if not avoid.intersection(self.groups[g])] or cands
+        if spread is not None:
+            preferred = [preferred[spread % len(preferred)]]
         if turn is not None:
             ids = self.by_width[bits // 8]
             preferred = [ids[turn % len(ids)]]

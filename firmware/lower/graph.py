@@ -267,7 +267,7 @@ class LayerGraph:
             near |= set(self.plan.groups[int(res.gid[r, j])])
             for f, mat in consts.items():
                 w = Word(*self.plan.const_word(cb, mat[r, j * L:(j + 1) * L], near,
-                                               f"constant of {name}"))
+                                               f"constant of {name}", spread=int(r)))
                 near |= set(self.plan.groups[w.gid])
                 ops[f] = w
             steps[(int(r), int(j))] = VxmStep(opcode, bits, sbits, ops, res.loc(r, j), imm,
@@ -444,12 +444,30 @@ class LayerGraph:
                          spread: bool, res: Tensor, r: int) -> bool:
         """Row ``r``'s reduction as one rigid chain (:func:`butterfly_chain`); ``False`` if it
         does not fit soon enough."""
-        side = "w" if self.plan.groups[acc.gid][0].startswith("mem_w") else "e"
+        plan = self.plan
+        side = "w" if plan.groups[acc.gid][0].startswith("mem_w") else "e"
         steps = len(maps) - (1 if spread else 0)
-        near = set(self.plan.groups[acc.gid])
-        words = [Word(*self.plan.const_word(16, m, near)) for m in maps]
-        outs = [self.scratch(32, near, f"{name} partial", side)
-                for _ in range(steps - (0 if spread else 1))] + [res.loc(r, 0)]
+        # The partial results alternate between the int32 groups on the SXM's side (with
+        # one group there, they all share it): a step reads the previous one's word and
+        # writes its own, so that one group would otherwise take every step's eight
+        # accesses, and a lane map lies outside the group accessed around its PERMUTE.
+        mine = [g for g in plan.by_width[4] if plan.groups[g][0].startswith(f"mem_{side}")]
+        slices = {g: set(plan.groups[g]) for g in mine}
+        other_side = {s for g in plan.by_width[4] if g not in slices for s in plan.groups[g]}
+        at = mine.index(acc.gid) if acc.gid in slices else 0
+        groups = [mine[(at + 1 + k) % len(mine)] for k in range(len(maps))]
+        outs = [self.scratch(32, set().union(*(slices[h] for h in mine if h != g)),
+                             f"{name} partial", side)
+                for g in groups[:steps - (0 if spread else 1)]] + [res.loc(r, 0)]
+        pairs = [set(plan.groups[p]) for p in plan.by_width[2]]
+
+        def map_avoid(gid: int) -> set[str]:
+            want = set(plan.groups[gid]) | other_side
+            return want if any(not want & p for p in pairs) else other_side
+
+        touched = [acc.gid] + [o[0] for o in outs[:-1]]
+        words = [Word(*plan.const_word(16, m, map_avoid(g)))
+                 for m, g in zip(maps, touched, strict=True)]
         try:
             ready = butterfly_chain(self.pl, self.plan, opcode, acc, words, outs, spread,
                                     CHAIN_WAIT)
