@@ -27,6 +27,7 @@ from firmware.model_import import (
     write_random_llama_checkpoint,
 )
 from openlpu.config import PRESETS
+from openlpu.isa import Opcode
 from sim_models import float_layers as fl
 from sim_models.transformer import calibrate_bert_layer, calibrate_llama_layer, quantize
 
@@ -112,6 +113,22 @@ def check_prefill(lower, layer, x, config):
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_llama_prefill_is_bit_exact(llama, config):
     check_prefill(lower_llama_layer, *llama, config)
+
+
+@pytest.mark.parametrize("alus", [1, 2])
+def test_reductions_mirror_partial_results_through_both_sxms(llama, alus):
+    """With two ALUs for the reduction's op, every butterfly step but the last is issued twice
+    and the second copy comes back through the opposite SXM (``SHIFT`` by 0), so partial
+    results never pass through SRAM; with one ALU the chain writes and reads them back.
+    Both are bit exact and take the predicted cycles."""
+    layer, x = llama
+    cfg = CONFIGS["ecp5"].replace(name=f"ecp5_alu{alus}", vxm_alus_per_lane=alus)
+    _, trace = layer.forward(x[:3])
+    lowered = lower_llama_layer(cfg, layer, 3)
+    run_and_check(lowered, x[:3], trace)
+    mirrors = [c for q, c, i, op in lowered.instructions()
+               if i.op is Opcode.SHIFT and i.imm == 0 and op.endswith(("max", "sum", "sum_sq"))]
+    assert bool(mirrors) == (alus == 2)
 
 
 def test_llama_prefill_then_decode_steps(llama):

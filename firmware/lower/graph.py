@@ -45,7 +45,7 @@ from openlpu.config import ChipConfig
 from openlpu.isa import Opcode
 
 from .alloc import SramPlan, Tensor
-from .butterfly import butterfly_chain
+from .butterfly import butterfly_chain, mirrored_chain
 from .elementwise import CHAIN_WAIT, CHAINED, VxmStep, Word, permute_word, vxm_chain, vxm_word
 from .errors import LoweringError
 from .layout import Layout
@@ -442,8 +442,8 @@ class LayerGraph:
 
     def _butterfly_chain(self, name: str, opcode: Opcode, acc: Word, maps: list,
                          spread: bool, res: Tensor, r: int) -> bool:
-        """Row ``r``'s reduction as one rigid chain (:func:`butterfly_chain`); ``False`` if it
-        does not fit soon enough."""
+        """Row ``r``'s reduction as one rigid chain (:func:`mirrored_chain` where the chip
+        allows, else :func:`butterfly_chain`); ``False`` if it does not fit soon enough."""
         plan = self.plan
         side = "w" if plan.groups[acc.gid][0].startswith("mem_w") else "e"
         steps = len(maps) - (1 if spread else 0)
@@ -454,17 +454,28 @@ class LayerGraph:
         mine = [g for g in plan.by_width[4] if plan.groups[g][0].startswith(f"mem_{side}")]
         slices = {g: set(plan.groups[g]) for g in mine}
         other_side = {s for g in plan.by_width[4] if g not in slices for s in plan.groups[g]}
+        pairs = [set(plan.groups[p]) for p in plan.by_width[2]]
+
+        def map_avoid(gid: int) -> set[str]:
+            # A map read with a word of ``gid`` must not share its slices; on the SXM's side
+            # if there is room, so that it does not cross the VXM.
+            want = set(plan.groups[gid]) | other_side
+            return want if any(not want & p for p in pairs) else set(plan.groups[gid])
+
+        try:
+            ready = mirrored_chain(self.pl, plan, opcode, acc,
+                                   [Word(*plan.const_word(16, m, map_avoid(acc.gid)))
+                                    for m in maps], res.loc(r, 0), spread, CHAIN_WAIT)
+        except LoweringError:
+            ready = None
+        if ready is not None:
+            res.ready[r, 0] = ready
+            return True
         at = mine.index(acc.gid) if acc.gid in slices else 0
         groups = [mine[(at + 1 + k) % len(mine)] for k in range(len(maps))]
         outs = [self.scratch(32, set().union(*(slices[h] for h in mine if h != g)),
                              f"{name} partial", side)
                 for g in groups[:steps - (0 if spread else 1)]] + [res.loc(r, 0)]
-        pairs = [set(plan.groups[p]) for p in plan.by_width[2]]
-
-        def map_avoid(gid: int) -> set[str]:
-            want = set(plan.groups[gid]) | other_side
-            return want if any(not want & p for p in pairs) else other_side
-
         touched = [acc.gid] + [o[0] for o in outs[:-1]]
         words = [Word(*plan.const_word(16, m, map_avoid(g)))
                  for m, g in zip(maps, touched, strict=True)]
