@@ -45,7 +45,7 @@ from openlpu.config import ChipConfig
 from openlpu.isa import Opcode
 
 from .alloc import SramPlan, Tensor
-from .butterfly import butterfly_chain, mirrored_chain
+from .butterfly import MIRROR_WAIT, butterfly_chain, mirrored_chain
 from .elementwise import CHAIN_WAIT, CHAINED, VxmStep, Word, permute_word, vxm_chain, vxm_word
 from .errors import LoweringError
 from .layout import Layout
@@ -465,7 +465,7 @@ class LayerGraph:
         try:
             ready = mirrored_chain(self.pl, plan, opcode, acc,
                                    [Word(*plan.const_word(16, m, map_avoid(acc.gid)))
-                                    for m in maps], res.loc(r, 0), spread, CHAIN_WAIT)
+                                    for m in maps], res.loc(r, 0), spread, MIRROR_WAIT)
         except LoweringError:
             ready = None
         if ready is not None:
