@@ -14,6 +14,8 @@ chain form).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from openlpu.isa import DType, Instruction, Opcode, latency, missing_feature, stream_code
 
 from .alloc import SramPlan
@@ -118,8 +120,9 @@ def butterfly_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
     return ready
 
 
-def mirrored_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word, maps: list[Word],
-                   out: tuple[int, int], spread: bool, max_wait: int) -> int | None:
+def mirrored_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
+                   lane_maps: Callable[[], list[Word]], out: tuple[int, int], spread: bool,
+                   max_wait: int) -> int | None:
     """A lane reduction of one word whose partial results never touch SRAM.
 
     As :func:`butterfly_chain`, except that each op (but the last) is issued twice in the same
@@ -129,9 +132,10 @@ def mirrored_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word, maps: 
     and its rotation reach the VXM together as the next op's operands: a step reads its lane
     map and nothing else from SRAM, where the chain of :func:`butterfly_chain` writes and
     reads back every partial result. The last op writes ``out`` (with ``spread``, its result
-    is first permuted by ``maps[-1]``). Returns the cycle the result is readable, or ``None``
-    when the chip cannot mirror (fewer than two ALUs with ``opcode``, or SXMs at unequal
-    distances).
+    is first permuted by ``maps[-1]``). ``lane_maps()`` gives the map words (as ``maps`` of
+    :func:`butterfly_chain`); it is called only when the chip can mirror. Returns the cycle the
+    result is readable, or ``None`` when it cannot (fewer than two ALUs with ``opcode``, or
+    SXMs at unequal distances).
 
     Raises
     ------
@@ -147,6 +151,7 @@ def mirrored_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word, maps: 
     lat_sxm = latency(Opcode.SHIFT, cfg)
     if len(alus) < 2 or abs(y - pl.v) != dist or latency(Opcode.PERMUTE, cfg) != lat_sxm:
         return None
+    maps = lane_maps()
     to_x, to_y = pl.toward(pl.v, x), pl.toward(pl.v, y)
     lat_op = latency(opcode, cfg)
     steps = len(maps) - (1 if spread else 0)

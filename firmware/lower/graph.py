@@ -463,9 +463,10 @@ class LayerGraph:
             return want if any(not want & p for p in pairs) else set(plan.groups[gid])
 
         try:
-            ready = mirrored_chain(self.pl, plan, opcode, acc,
-                                   [Word(*plan.const_word(16, m, map_avoid(acc.gid)))
-                                    for m in maps], res.loc(r, 0), spread, MIRROR_WAIT)
+            ready = mirrored_chain(
+                self.pl, plan, opcode, acc,
+                lambda: [Word(*plan.const_word(16, m, map_avoid(acc.gid))) for m in maps],
+                res.loc(r, 0), spread, MIRROR_WAIT)
         except LoweringError:
             ready = None
         if ready is not None:
