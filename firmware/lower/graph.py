@@ -447,10 +447,6 @@ class LayerGraph:
         plan = self.plan
         side = "w" if plan.groups[acc.gid][0].startswith("mem_w") else "e"
         steps = len(maps) - (1 if spread else 0)
-        # The partial results alternate between the int32 groups on the SXM's side (with
-        # one group there, they all share it): a step reads the previous one's word and
-        # writes its own, so that one group would otherwise take every step's eight
-        # accesses, and a lane map lies outside the group accessed around its PERMUTE.
         mine = [g for g in plan.by_width[4] if plan.groups[g][0].startswith(f"mem_{side}")]
         slices = {g: set(plan.groups[g]) for g in mine}
         other_side = {s for g in plan.by_width[4] if g not in slices for s in plan.groups[g]}
@@ -472,6 +468,11 @@ class LayerGraph:
         if ready is not None:
             res.ready[r, 0] = ready
             return True
+        # Otherwise the partial results go through SRAM, alternating between the int32
+        # groups on the SXM's side (with one group there, they all share it): a step reads
+        # the previous one's word and writes its own, so that one group would otherwise take
+        # every step's eight accesses; a lane map lies outside the group accessed around its
+        # PERMUTE.
         at = mine.index(acc.gid) if acc.gid in slices else 0
         groups = [mine[(at + 1 + k) % len(mine)] for k in range(len(maps))]
         outs = [self.scratch(32, set().union(*(slices[h] for h in mine if h != g)),
