@@ -62,8 +62,8 @@ def butterfly_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
         return stream_code(d, o), present + abs(x - pl.v)
 
     def op_step(txn: Txn, k: int, prev: Word, code: int, r: int):
-        """Op ``k`` at VXM cycle ``r``; returns ``(ready, next stream code, next cycle)`` or
-        ``(ready,)`` for the last one."""
+        """Op ``k`` at VXM cycle ``r``; returns the next op's ``(prev, stream code, cycle)``
+        (``prev``: this op's result in SRAM) or ``(ready,)`` for the last one."""
         a = _deliver(pl, plan, txn, prev, 0, r, 4, ("bfly", k))
         if a is None:
             return None
@@ -92,7 +92,7 @@ def butterfly_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
                             got = _permute_on(pl, plan, txn, sxm, ts, d, base, 4, maps[k + 1],
                                               pl.v, to_vxm_finish)
                             if got is not None:
-                                return ready, got[0], got[1]
+                                return Word(*outs[k], ready), got[0], got[1]
                         else:
                             got = _permute_on(pl, plan, txn, sxm, ts, d, base, 4, maps[-1],
                                               *_writer(pl, plan, sxm, outs[-1]))
@@ -105,15 +105,7 @@ def butterfly_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
         got = _rotate_first(pl, plan, txn, sxm, acc, maps[0], ts, to_vxm_finish)
         if got is None:
             return None
-        code, r, prev = got[0], got[1], acc
-        for k in range(steps):
-            res = op_step(txn, k, prev, code, r)
-            if res is None:
-                return None
-            if len(res) == 1:
-                return res[0]
-            prev, code, r = Word(*outs[k], res[0]), res[1], res[2]
-        return None
+        return _run_steps(txn, steps, op_step, (acc, got[0], got[1]))
 
     far = max(abs(pl.pos[s] - x) for s in plan.groups[acc.gid])
     _, ready = pl.place(acc.ready + 2 + far, attempt, f"{opcode.name} butterfly", max_wait)
@@ -255,14 +247,7 @@ def mirrored_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
         a = _deliver(pl, plan, txn, acc, 0, r, 4, ("bfly", 0))
         if a is None:
             return None
-        for k in range(steps):
-            res = op_step(txn, k, a, b, r)
-            if res is None:
-                return None
-            if len(res) == 1:
-                return res[0]
-            a, b, r = res
-        return None
+        return _run_steps(txn, steps, op_step, (a, b, r))
 
     far = max(abs(pl.pos[s] - x) for s in plan.groups[acc.gid])
     _, ready = pl.place(acc.ready + 2 + far, attempt, f"{opcode.name} mirrored butterfly",
@@ -287,4 +272,17 @@ def _rotate_first(pl: Placer, plan: SramPlan, txn: Txn, sxm: str, acc: Word, lan
             if got is not None:
                 return got
         txn.rollback(m)
+    return None
+
+
+def _run_steps(txn: Txn, steps: int, op_step, state: tuple):
+    """Place a chain's ops in turn: ``op_step(txn, k, *state)`` gives the next op's state, or
+    ``(ready,)`` from the last op, or ``None`` (the chain does not fit); returns ``ready`` or
+    ``None``."""
+    for k in range(steps):
+        state = op_step(txn, k, *state)
+        if state is None:
+            return None
+        if len(state) == 1:
+            return state[0]
     return None
