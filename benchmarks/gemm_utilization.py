@@ -3,14 +3,16 @@
 For each shape the GEMM is lowered, run on the golden model and checked against the NumPy
 reference; the table gives the cycles the lowering predicted and the golden model took, and
 the MXM utilisation (useful MACs ``M*K*N`` / (cycles x ``config.macs_per_cycle``)) over the
-whole program and over the matmul phase (first ``ABC`` to last ``ACC``: the first weight load
-before it and the requantisation and writes after it are pipeline fill and drain).
+whole program and over the matmul phase (first ``ABC`` to the last ``ABCO``, the instruction
+that emits a result: the first weight load before it and the requantisation and writes after
+it are pipeline fill and drain).
 
-A plane's queue issues one of ``LW``, ``IW``, ``ABC``, ``ACC`` per cycle, so the matmul phase
-cannot beat ``KT / (KT + 1)`` (one ``ACC`` per output row per ``KT`` ``ABC``\\ s, column
-``ceil``), less the ``LW`` chunks and ``IW`` of each tile and the padding of ``K`` and ``N`` to
-the lane count; ``lost`` gives the share of the phase's MXM issue slots spent on padded MACs /
-``ACC`` / ``LW`` + ``IW`` / nothing (a plane waiting).
+A plane's queue issues one of ``LW``, ``IW``, ``ABC``, ``ABCO``, ``ACC`` per cycle. The last K
+step's ``ABCO`` emits each row's sum, so no cycle goes to ``ACC``; the phase cannot beat the
+share of the plane's instructions that multiply, less the padding of ``K`` and ``N`` to the
+lane count (column ``ceil``: what the phase would reach if the plane never waited). ``lost``
+gives the share of the phase's MXM issue slots spent on padded MACs / ``ACC`` / ``LW`` +
+``IW`` / nothing (a plane waiting).
 
 Usage: ``python benchmarks/gemm_utilization.py [--presets ecp5,sim,groqchip] [--quick]``
 """
@@ -63,12 +65,14 @@ def bench(preset: str, shape: tuple[int, int, int], seed: int = 0) -> dict:
                   for c, op in issue_times(config, lg.program.queues)[f"mxm{p}"]
                   if first <= c <= last)
     slots = r["matmul_cycles"] * t.planes
+    abc = ops[Opcode.ABC] + ops[Opcode.ABCO]
+    busy = abc + ops[Opcode.ACC] + ops[Opcode.LW] + ops[Opcode.IW]
     return {**r, "golden_cycles": res.cycles, "ok": ok, "lower_s": t1 - t0, "run_s": t2 - t1,
-            "pad": (ops[Opcode.ABC] / slots) * (1 - r["macs"] / r["issued_macs"]),
+            "pad": (abc / slots) * (1 - r["macs"] / r["issued_macs"]),
             "acc_share": ops[Opcode.ACC] / slots,
             "lw_share": (ops[Opcode.LW] + ops[Opcode.IW]) / slots,
             "idle": 1 - sum(ops.values()) / slots,
-            "ceiling": t.KT / (t.KT + 1)}
+            "ceiling": abc / busy * r["macs"] / r["issued_macs"]}
 
 
 def main(argv=None) -> int:

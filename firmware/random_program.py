@@ -493,10 +493,17 @@ class _Generator:
         planned = self.read_to(src, self.rand_values(DType.I8, cfg.lanes), DType.I8, q, cycle)
         if planned is None:
             return False
-        self.commit_reads(planned[1])
         acc = int(lands is not None and self.rng.random() < 0.5)
-        self.b.place(q, cycle, Instruction(Opcode.ABC, addr=entry, a=planned[0],
-                                           accumulate=acc))
+        if self.rng.random() < 0.35:
+            # ABCO: the new accumulator value also goes to MEM, with no ACC
+            code = self.write_from(q, cycle, Opcode.ABCO, 4, f"t{n}")
+            if code is None:
+                return False
+            instr = Instruction(Opcode.ABCO, dst=code, addr=entry, a=planned[0], accumulate=acc)
+        else:
+            instr = Instruction(Opcode.ABC, addr=entry, a=planned[0], accumulate=acc)
+        self.commit_reads(planned[1])
+        self.b.place(q, cycle, instr)
         self.acc_written[(plane, entry)] = cycle + latency(Opcode.ABC, cfg)
         return True
 
@@ -627,7 +634,7 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
         How many transactions to try to place (some may not fit and are skipped).
     kinds : tuple of str
         Transaction kinds to draw from (:data:`KINDS`): ``copy`` (MEM READ to WRITE),
-        ``vxm``, ``sxm``, ``mxm`` (LW, IW, ABC, ACC), ``gather``, ``scatter``.
+        ``vxm``, ``sxm``, ``mxm`` (LW, IW, ABC, ABCO, ACC), ``gather``, ``scatter``.
     opcodes : iterable of Opcode, optional
         Restrict VXM and SXM transactions to these opcodes (a directed program).
     """

@@ -295,7 +295,8 @@ class Chip(wiring.Component):
                     & ((op == Opcode.WRITE) | (op == Opcode.SCATTER)))
         for plane in range(cfg.mxm_planes):
             icu = icus[queue_of[f"mxm{plane}"]]
-            counter(f"abc_mxm{plane}", icu.issue & (icu.instr.opcode == Opcode.ABC))
+            op = icu.instr.opcode
+            counter(f"abc_mxm{plane}", icu.issue & ((op == Opcode.ABC) | (op == Opcode.ABCO)))
         assert len(counters) == len(hm.counter_names)
 
         # --- host bus: writes -------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """One MXM plane: the ``lanes x lanes`` int8 matrix unit with its weights and accumulators.
 
-A plane executes its queue's ``LW``, ``IW``, ``ABC`` and ``ACC`` (docs/architecture.md,
+A plane executes its queue's ``LW``, ``IW``, ``ABC``, ``ABCO`` and ``ACC`` (docs/architecture.md,
 sections 4.2, 4.3 and 6.3; ``sim_models.golden.GoldenModel._exec_mxm``). It is a whole-chip
 unit: it sees the stream registers at its position in every superlane and gets its instruction
 in superlane-0 time.
@@ -47,6 +47,8 @@ ABC pipeline (cycles of superlane 0; superlane ``k`` is ``k`` later for its own 
 
 ACC: the entry's word is read in ``t + m`` (synchronous read port), driven on the four
 streams in ``t + latency(ACC) - 1 + m`` so that it is present in ``t + latency(ACC) + m``.
+ABCO: an ABC that also drives the word it writes (``t + L - 1 + m``) on its four streams, so
+that it is present in ``t + L + m``: a block's last K step needs no ACC.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def abc_pipeline(config: ChipConfig) -> dict[str, int]:
 
 
 class MxmPlane(wiring.Component):
-    """One MXM plane (``LW``, ``IW``, ``ABC``, ``ACC``) for all superlanes.
+    """One MXM plane (``LW``, ``IW``, ``ABC``, ``ABCO``, ``ACC``) for all superlanes.
 
     Parameters
     ----------
@@ -132,17 +134,19 @@ class MxmPlane(wiring.Component):
     issue : In(1)
         An instruction is presented this cycle (superlane-0 time).
     instr : In(instruction_layout())
-        The instruction, valid when ``issue`` is 1: ``LW``, ``IW``, ``ABC`` or ``ACC`` (any
-        other opcode is ignored). Superlane ``k`` executes it ``k`` cycles later.
+        The instruction, valid when ``issue`` is 1: ``LW``, ``IW``, ``ABC``, ``ABCO`` or
+        ``ACC`` (any other opcode is ignored). Superlane ``k`` executes it ``k`` cycles later.
     s : Out(StreamChipSignature(config))
         The stream registers at the plane's position, ``s.tiles[k]`` for superlane ``k``:
         ``e``/``w`` (in) are read by ``LW``/``ABC`` in tile time; ``e_we``/``w_we`` (out,
         one bit per stream) and ``e_data``/``w_data`` (out) carry ``ACC`` results, driven in
-        cycle ``t + latency(ACC) - 1 + k``; ``*_we`` is 0 otherwise.
+        cycle ``t + latency(ACC) - 1 + k``, and ``ABCO`` results, driven in
+        ``t + latency(ABC) - 1 + k``; ``*_we`` is 0 otherwise.
     clear : In(1)
         Clear ``abc_count`` (wins over a count in the same cycle).
     abc_count : Out(32)
-        ``ABC`` instructions issued since reset or ``clear``, saturating at ``2**32 - 1``.
+        ``ABC`` and ``ABCO`` instructions issued since reset or ``clear``, saturating at
+        ``2**32 - 1``.
 
     Raises
     ------
@@ -186,7 +190,8 @@ class MxmPlane(wiring.Component):
         group = ACC_TYPE.nbytes
 
         # --- ABC counter (superlane-0 issue) -------------------------------------------------
-        is_abc0 = self.issue & (self.instr.opcode == Opcode.ABC)
+        is_abc0 = self.issue & ((self.instr.opcode == Opcode.ABC)
+                                | (self.instr.opcode == Opcode.ABCO))
         with m.If(self.clear):
             m.d.sync += self.abc_count.eq(0)
         with m.Elif(is_abc0 & (self.abc_count != (1 << COUNTER_BITS) - 1)):
@@ -201,10 +206,12 @@ class MxmPlane(wiring.Component):
             return Mux(code.west, tile.w[idx], tile.e[idx])
 
         # --- ABC control, superlane-0 time: accumulator read one cycle before the write -----
-        ctl = data.StructLayout({"go": 1, "entry": unsigned(entry_bits), "acc": 1})
+        ctl = data.StructLayout({"go": 1, "entry": unsigned(entry_bits), "acc": 1, "out": 1,
+                                 "dst": self.instr.dst.shape()})
         pre = Signal(ctl, name="abc_issue")
         m.d.comb += [pre.go.eq(is_abc0), pre.entry.eq(self.instr.addr),
-                     pre.acc.eq(self.instr.accumulate)]
+                     pre.acc.eq(self.instr.accumulate),
+                     pre.out.eq(self.instr.opcode == Opcode.ABCO), pre.dst.eq(self.instr.dst)]
         rd0 = delay(m, pre, lat_abc - 2, name="abc_ctl")
         abc_ctl = stagger(m, rd0, sl + 1, name="abc_rd")  # [m]: read stage, [m+1]: write
 
@@ -275,6 +282,8 @@ class MxmPlane(wiring.Component):
             m.d.comb += [rp_abc.addr.eq(rd.entry), wp.en.eq(wr.go), wp.addr.eq(wr.entry)]
             m.d.comb += [wp.data[j].eq(Mux(wr.acc, rp_abc.data[j], 0).as_signed()
                                        + y_late[mm][j]) for j in range(lps)]
+            # ABCO: the word being written goes onto its streams in the same cycle (present
+            # in t + latency(ABC) + m, when an ACC issued in t + latency(ABC) - 2 would be)
             # ACC: read in t + m, drive in t + lat_acc - 1 + m
             m.d.comb += rp_acc.addr.eq(ik.addr)
             out_ctl = data.StructLayout({"go": 1, "dst": ik.dst.shape()})
@@ -283,11 +292,18 @@ class MxmPlane(wiring.Component):
             out = delay(m, acc1, lat_acc - 2, name=f"acc_ctl_sl{mm}")
             value = delay(m, rp_acc.data, lat_acc - 2, name=f"acc_val_sl{mm}")
             hit = [out.go & ((out.dst.index // group) == i // group) for i in range(ns)]
+            hit_o = [wr.go & wr.out & ((wr.dst.index // group) == i // group)
+                     for i in range(ns)]
             for i in range(ns):
                 b = i % group
                 byte = Cat(value[j][8 * b:8 * b + 8] for j in range(lps))
-                m.d.comb += [tile.e_we[i].eq(hit[i] & ~out.dst.west),
-                             tile.w_we[i].eq(hit[i] & out.dst.west),
-                             tile.e_data[i].eq(byte), tile.w_data[i].eq(byte)]
+                byte_o = Cat(wp.data[j][8 * b:8 * b + 8] for j in range(lps))
+                # an ACC and an ABCO may land in one cycle on different groups (the golden
+                # model reports a stream conflict if they share one)
+                for west, we, dat in ((0, tile.e_we[i], tile.e_data[i]),
+                                      (1, tile.w_we[i], tile.w_data[i])):
+                    acc_hit = hit[i] & (out.dst.west == west)
+                    out_hit = hit_o[i] & (wr.dst.west == west)
+                    m.d.comb += [we.eq(acc_hit | out_hit), dat.eq(Mux(out_hit, byte_o, byte))]
         return m
 

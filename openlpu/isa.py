@@ -29,7 +29,8 @@ Timing (all in cycles of superlane 0; superlane ``k`` does the same ``k`` cycles
   ``t + 1`` (visible to accesses from ``t + 2``);
 - MXM ``LW`` updates the shadow buffer for an ``IW`` issued from ``t + 1``; ``IW`` installs
   the weights used by ``ABC``s issued from ``t + 1``; ``ABC`` writes its accumulator entry at
-  ``t + latency``; ``ACC`` reads its entry in cycle ``t``.
+  ``t + latency``; ``ACC`` reads its entry in cycle ``t``; ``ABCO`` is an ``ABC`` whose new
+  accumulator value is also present on its ``dst`` group at ``t + latency`` (no ``ACC``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ __all__ = [
     "stream_parts", "stream_name", "validate", "unit_for_slice", "STEP_FIELD_RANGE",
     "OPS_BY_NAME", "VXM_SPECIAL", "operand_dtype", "group_width", "stream_fields",
     "check_queue_program", "SPECIAL_FUNCTION_QUEUE", "VXM_MULTIPLY", "missing_feature",
-    "vxm_alu_index",
+    "vxm_alu_index", "MXM_PRODUCT_OPS",
 ]
 
 WORD_BITS = 64
@@ -121,6 +122,7 @@ class Opcode(aenum.Enum, shape=8):
     IW = 0x21
     ABC = 0x22
     ACC = 0x23
+    ABCO = 0x24
     # SXM
     SHIFT = 0x30
     PERMUTE = 0x31
@@ -305,6 +307,9 @@ _I32 = (DType.I32,)
 _BIN = (("dst", _S), ("a", _S), ("b", _SI))
 _UN = (("dst", _S), ("a", _S))
 
+#: The opcodes that run the array (``W @ x`` into an accumulator): what utilisation counts.
+MXM_PRODUCT_OPS = frozenset({Opcode.ABC, Opcode.ABCO})
+
 _SPECS = [
     _icu(Opcode.END, (), "end of this queue's program"),
     _icu(Opcode.NOP, (("nop_count", _U),), "issue nothing for N cycles (N >= 1)"),
@@ -333,6 +338,9 @@ _SPECS = [
            suffix="acc", step_field="addr"),
     OpSpec(Opcode.ACC, Unit.MXM, (("dst", _S), ("addr", _A)), _const(2),
            "emit acc[addr] as int32 on the 4-stream group dst", step_field="addr"),
+    OpSpec(Opcode.ABCO, Unit.MXM, (("dst", _S), ("addr", _A), ("a", _S)), _mxm_latency,
+           "ABC[.acc] addr, a, and emit the new acc[addr] as int32 on the 4-stream group dst",
+           suffix="acc", step_field="addr"),
     OpSpec(Opcode.SHIFT, Unit.SXM, (("dst", _S), ("a", _S), ("imm", _SN)),
            _cross_superlane_latency, "dst[l] = a[l - n] (zero fill); n > 0 moves data to "
            "higher lanes", suffix="dtype"),
@@ -568,7 +576,7 @@ def operand_dtype(instr: Instruction, field: str) -> DType:
     op = instr.op
     if op in (Opcode.GATHER, Opcode.SCATTER, Opcode.PERMUTE) and field == "b":
         return DType.I16
-    if op is Opcode.ACC:
+    if op is Opcode.ACC or (op is Opcode.ABCO and field == "dst"):
         return DType.I32
     if op is Opcode.REQ and field in ("a", "b"):
         return DType.I32
@@ -664,7 +672,7 @@ def validate(instr: Instruction, config: ChipConfig) -> None:
     if instr.op is Opcode.LW:
         need("addr", lambda v: v + instr.count <= config.lanes,
              f"row + count <= {config.lanes} rows")
-    if instr.op in (Opcode.ABC, Opcode.ACC):
+    if instr.op in (Opcode.ABC, Opcode.ABCO, Opcode.ACC):
         need("addr", lambda v: v < config.mxm_acc_depth,
              f"0..{config.mxm_acc_depth - 1} accumulator entries")
     if instr.bimm:

@@ -32,6 +32,7 @@ from firmware.program import Program, read_output, write_mem_init
 from openlpu import fixedpoint as fx
 from openlpu.config import ChipConfig
 from openlpu.isa import (
+    MXM_PRODUCT_OPS,
     OPS,
     DType,
     Instruction,
@@ -317,7 +318,7 @@ class GoldenModel:
             plane.lw_rows += instr.count
         elif op is Opcode.IW:
             plane.weights = plane.shadow.astype(np.float64)
-        elif op is Opcode.ABC:
+        elif op in MXM_PRODUCT_OPS:
             x = self._read_planes(q, instr, instr.a, 1, t)[0].view(np.int8)
             # float64 is exact here: |sum| <= 2**14 * lanes << 2**53
             y = (plane.weights @ x.astype(np.float64)).astype(np.int64)
@@ -325,13 +326,17 @@ class GoldenModel:
             if instr.accumulate:
                 if entry not in plane.pending:
                     self._violate(AccumulatorHazard, q, t, q.slice.name,
-                                  f"ABC.acc adds to accumulator entry {entry}, which no ABC "
-                                  f"has written in this run (accumulators are not cleared "
-                                  f"by START)", entry=entry)
+                                  f"{instr.spec.name}.acc adds to accumulator entry {entry}, "
+                                  f"which no ABC has written in this run (accumulators are not "
+                                  f"cleared by START)", entry=entry)
                 y = plane.acc[entry] + y
             plane.acc[entry] = fx.wrap(y, 32)
             plane.pending[entry] = t + lat
             plane.abc += 1
+            if op is Opcode.ABCO:
+                # the same value the accumulator gets, on the streams when it lands
+                planes = values_to_bytes(plane.acc[entry], DType.I32)
+                self._write_planes(q, instr, instr.dst, planes, t, lat)
         elif op is Opcode.ACC:
             entry = instr.addr
             lands = plane.pending.get(entry)

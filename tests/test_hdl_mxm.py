@@ -1,4 +1,4 @@
-"""Tests of hdl/mxm_plane.py: one MXM plane (LW, IW, ABC, ACC) across every superlane.
+"""Tests of hdl/mxm_plane.py: one MXM plane (LW, IW, ABC, ABCO, ACC) across every superlane.
 
 The plane runs in Amaranth's simulator. The test drives every superlane's stream registers with
 the physical stagger (superlane ``k`` sees superlane 0's cycle-``c`` values in cycle ``c + k``)
@@ -89,7 +89,7 @@ class RefMxm:
                 self.shadow[instr.addr + r] = row
         elif op is Opcode.IW:
             self.weights = self.shadow.copy()
-        elif op is Opcode.ABC:
+        elif op in (Opcode.ABC, Opcode.ABCO):
             x = self.stream(instr.a, e, w).view(np.int8).astype(np.int64)
             y = self.weights @ x
             assert not instr.accumulate or instr.addr in self.lands, "test bug: unwritten"
@@ -97,14 +97,18 @@ class RefMxm:
             self.acc[instr.addr] = wrap32(old + y)
             self.lands[instr.addr] = t + latency(Opcode.ABC, self.config)
             self.abc += 1
+            if op is Opcode.ABCO:
+                self.emit(t + latency(Opcode.ABCO, self.config), instr)
         elif op is Opcode.ACC:
             assert instr.addr in self.lands, "test bug: ACC of an unwritten entry"
             assert self.lands[instr.addr] <= t, "test bug: accumulator hazard"
-            planes = values_to_bytes(self.acc[instr.addr], DType.I32)
-            when = t + latency(Opcode.ACC, self.config)
-            for b, plane in enumerate(planes):
-                self.writes.append(StreamWrite(when, instr.dst >> 5, (instr.dst & 31) + b,
-                                               plane))
+            self.emit(t + latency(Opcode.ACC, self.config), instr)
+
+    def emit(self, when: int, instr: Instruction) -> None:
+        """``acc[addr]`` as int32 on the 4-stream group ``dst``, present in ``when``."""
+        planes = values_to_bytes(self.acc[instr.addr], DType.I32)
+        for b, plane in enumerate(planes):
+            self.writes.append(StreamWrite(when, instr.dst >> 5, (instr.dst & 31) + b, plane))
 
 
 # --- simulation helpers ------------------------------------------------------------------------
@@ -461,13 +465,27 @@ def random_program(config: ChipConfig, rng, cycles: int, idle: float = 0.1):
     L, ns, depth = config.lanes, config.streams_per_direction, config.mxm_acc_depth
     lat = latency(Opcode.ABC, config)
     pool = sorted({0, 1 % depth, depth - 1, int(rng.integers(depth))})
+    lat_acc = latency(Opcode.ACC, config)
     timeline, program, lands = {}, {}, {}
+    taken: set[tuple[int, int]] = set()  # (cycle present, dst) of ACC and ABCO results
+
+    def dst_for(present: int) -> int | None:
+        # an ACC and an ABCO landing in one cycle must use different groups
+        free = [stream_code(d, g * 4) for d in (0, 1) for g in range(ns // 4)
+                if (present, stream_code(d, g * 4)) not in taken]
+        if not free:
+            return None
+        code = int(rng.choice(free))
+        taken.add((present, code))
+        return code
+
     prev_entry = 0
     for t in range(cycles):
         timeline[t] = random_regs(rng, config)
         if rng.random() < idle:
             continue
-        op = rng.choice([Opcode.LW, Opcode.IW, Opcode.ABC, Opcode.ACC], p=[.25, .1, .4, .25])
+        op = rng.choice([Opcode.LW, Opcode.IW, Opcode.ABC, Opcode.ABCO, Opcode.ACC],
+                        p=[.25, .1, .25, .15, .25])
         if op is Opcode.LW:
             count = int(rng.choice([1, ns, int(rng.integers(1, ns + 1))]))
             count = min(count, L)
@@ -476,24 +494,30 @@ def random_program(config: ChipConfig, rng, cycles: int, idle: float = 0.1):
             program[t] = Instruction(Opcode.LW, addr=addr, a=a, count=count)
         elif op is Opcode.IW:
             program[t] = Instruction(Opcode.IW)
-        elif op is Opcode.ABC:
+        elif op in (Opcode.ABC, Opcode.ABCO):
             entry = prev_entry if rng.random() < 0.4 else int(rng.choice(pool))
             a = stream_code(int(rng.integers(2)), int(rng.integers(ns)))
             acc = int(rng.random() < 0.6 and entry in lands)
-            program[t] = Instruction(Opcode.ABC, addr=entry, a=a, accumulate=acc)
+            if op is Opcode.ABCO:
+                dst = dst_for(t + lat)
+                if dst is None:
+                    continue
+                program[t] = Instruction(Opcode.ABCO, dst=dst, addr=entry, a=a, accumulate=acc)
+            else:
+                program[t] = Instruction(Opcode.ABC, addr=entry, a=a, accumulate=acc)
             lands[entry] = t + lat
             prev_entry = entry
         else:
             ready = [e for e in pool if e in lands and lands[e] <= t]
-            if ready:
-                dst = stream_code(int(rng.integers(2)), int(rng.integers(ns // 4)) * 4)
+            dst = dst_for(t + lat_acc) if ready else None
+            if dst is not None:
                 program[t] = Instruction(Opcode.ACC, dst=dst, addr=int(rng.choice(ready)))
     # drain: read every entry once more after everything has landed
     t = max(lands.values(), default=cycles)
     t = max(t, cycles)
     for e in sorted(lands):
         timeline[t] = random_regs(rng, config)
-        program[t] = Instruction(Opcode.ACC, dst=stream_code(0, 0), addr=e)
+        program[t] = Instruction(Opcode.ACC, dst=dst_for(t + lat_acc), addr=e)
         t += 1
     return timeline, program
 
@@ -644,11 +668,14 @@ def golden_mxm_program(config: ChipConfig, seed: int):
             t += 1
         return t
 
-    def abc(t, entry, x, acc):
+    def abc(t, entry, x, acc, out=None):
         code = st.feed([feeders[-1]], x, DType.I8, "mxm0", t, bank=1, offset=offset[0],
                        stream=ns - 1)
         offset[0] += 1
-        place(t, Instruction(Opcode.ABC, addr=entry, a=code, accumulate=acc))
+        if out is None:
+            place(t, Instruction(Opcode.ABC, addr=entry, a=code, accumulate=acc))
+        else:
+            place(t, Instruction(Opcode.ABCO, dst=out, addr=entry, a=code, accumulate=acc))
 
     W1, W2 = rand_i8(rng, L, L), rand_i8(rng, L, L)
     t = lw_all(W1, 10)
@@ -658,9 +685,11 @@ def golden_mxm_program(config: ChipConfig, seed: int):
         abc(t + i, entry, rand_i8(rng, L), acc)
     t = lw_all(W2, t + 4)
     place(t, Instruction(Opcode.IW))
-    abc(t + 1, 1, rand_i8(rng, L), 1)
+    abc(t + 1, 1, rand_i8(rng, L), 1, out=stream_code(Direction.EAST, 0))
     abc(t + 2, 2, rand_i8(rng, L), 0)
-    t_acc = t + 2 + latency(Opcode.ABC, config)
+    # an ABCO whose result lands with the first ACC's, on the other direction
+    abc(t + 3, 3, rand_i8(rng, L), 0, out=stream_code(Direction.WEST, 0))
+    t_acc = t + 3 + latency(Opcode.ABC, config) - latency(Opcode.ACC, config)
     for i, entry in enumerate([0, 1, 2, 0]):
         place(t_acc + i, Instruction(Opcode.ACC, dst=stream_code(i % 2, 0), addr=entry))
     return st, table

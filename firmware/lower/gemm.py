@@ -96,7 +96,8 @@ class LoweredGemm:
 
     @property
     def matmul_cycles(self) -> int:
-        """The matmul phase: cycles from the first ``ABC`` to the last ``ACC``, inclusive
+        """The matmul phase: cycles from the first ``ABC`` to the last ``ABCO`` (or ``ACC``),
+        inclusive
         (the first weight load, the SRAM reads before it and the requantisation and writes
         after it are pipeline fill and drain)."""
         return self.stats.last_acc - self.stats.first_abc + 1
@@ -200,7 +201,7 @@ def _regions(name: str, sched: GemmScheduler, t: Tiling, dtype: np.dtype):
 
 def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
                name: str = "y", block_rows: int | None = None, planes: int | None = None,
-               search: bool = True) -> LoweredGemm:
+               search: bool = True, fused: bool = True) -> LoweredGemm:
     """Lower ``y = requantize(x @ w, mult, shift)`` to a program for ``config``.
 
     Parameters
@@ -226,6 +227,9 @@ def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
     search : bool
         Try every role variant and keep the one with the fewest cycles (default); otherwise
         take the first that can be scheduled.
+    fused : bool
+        Emit each output row with the last K step's ``ABCO`` (default), or with ``ABC`` and
+        then an ``ACC`` per row (one more plane cycle per row).
 
     Returns
     -------
@@ -279,7 +283,7 @@ def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
                 f"{tiling.Kp} and {tiling.Np}), config {config.name!r} has "
                 f"{config.sram_bytes}", need, config.sram_bytes)
         best = _lower_variants(config, tiling, x, w, mult, int(shift), dtype, out_t, name,
-                               need, search, errors)
+                               need, search, errors, fused)
         if best is not None:
             return best
     depth = [e for e in errors if isinstance(e, QueueDepthError)]
@@ -291,7 +295,7 @@ def lower_gemm(config: ChipConfig, x, w, mult, shift: int, *, out_dtype=np.int8,
 
 def _lower_variants(config: ChipConfig, tiling: Tiling, x, w, mult, shift: int,
                     dtype: np.dtype, out_t: DType, name: str, need: int, search: bool,
-                    errors: list[LoweringError]) -> LoweredGemm | None:
+                    errors: list[LoweringError], fused: bool) -> LoweredGemm | None:
     """Schedule every role variant for ``tiling``; the fastest that fits, or ``None`` (the
     reasons appended to ``errors``)."""
     M, K = x.shape  # noqa: N806
@@ -307,7 +311,7 @@ def _lower_variants(config: ChipConfig, tiling: Tiling, x, w, mult, shift: int,
     for kw in (dict(dedicated_writer=False), dict(dedicated_writer=True)):
         try:
             roles = plan_roles(config, tiling.planes, dtype.itemsize, **kw)
-            sched = GemmScheduler(config, tiling, roles, xp, wp, mp, shift, out_t, need)
+            sched = GemmScheduler(config, tiling, roles, xp, wp, mp, shift, out_t, need, fused)
             stats = sched.run()
         except SramCapacityError:
             raise

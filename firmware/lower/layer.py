@@ -51,7 +51,7 @@ import numpy as np
 
 from firmware.program import Program
 from openlpu.config import MAX_ADDRESS_BITS, ChipConfig
-from openlpu.isa import Instruction, Opcode
+from openlpu.isa import MXM_PRODUCT_OPS, Instruction, Opcode
 
 from .alloc import Tensor
 from .blocks import (
@@ -183,9 +183,9 @@ class LoweredLayer:
 
     @property
     def issued_macs(self) -> int:
-        """MACs the MXM planes perform, padding and transpositions included (``ABC`` count x
-        ``L * L``): the golden model's ``counters["macs"]``."""
-        abc = sum(1 for _, _, i in self.graph.pl.builder.placed() if i.op is Opcode.ABC)
+        """MACs the MXM planes perform, padding and transpositions included (``ABC`` and
+        ``ABCO`` count x ``L * L``): the golden model's ``counters["macs"]``."""
+        abc = sum(1 for _, _, i in self.graph.pl.builder.placed() if i.op in MXM_PRODUCT_OPS)
         return abc * self.config.lanes ** 2
 
     def phase_cycles(self) -> dict[str, int]:
@@ -210,7 +210,7 @@ class LoweredLayer:
 
     def matmul_utilization(self) -> dict[str, float]:
         """Per matmul op (trace name of its ``ABC``, e.g. ``"q.acc"``): useful MACs / (cycles
-        from its first ``ABC`` to its last MXM instruction x ``macs_per_cycle``), i.e. how
+        from its first ``ABC``/``ABCO`` to its last MXM instruction x ``macs_per_cycle``), i.e. how
         busy the planes are once its inputs arrive (the weight loads before the first ``ABC``
         are prefetch, the ops around it are not counted); ``"all"``: the same over every
         matmul op, their cycle counts added."""
@@ -219,7 +219,7 @@ class LoweredLayer:
         for q, c, i in self.graph.pl.builder.placed():
             op = self.graph.pl.owner.get((q, c))
             if q.startswith("mxm") and op is not None:
-                if i.op is Opcode.ABC:
+                if i.op in MXM_PRODUCT_OPS:
                     first[op] = min(first.get(op, c), c)
                 last[op] = max(last.get(op, c), c)
         peak = self.config.macs_per_cycle

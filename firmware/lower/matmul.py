@@ -2,13 +2,13 @@
 
 The generalisation of :mod:`firmware.lower.scheduler` for a layer: a weight row may be any
 int8 word (a constant weight row, a cached key, a row of ``V.T``, a row of activations) and
-the int32 accumulators go straight from ``ACC`` to the four MEM slices of the output word
-(the layer's ``REQ`` is a separate element-wise op). A :class:`MxmBlock` is one output block:
-``rows`` input vectors times one weight tile per K step; blocks are dealt out to the MXM planes
-and each plane runs the in-order sequence of :mod:`firmware.lower.scheduler`
+the int32 sums go straight from the last K step's ``ABCO`` to the four MEM slices of the
+output word (the layer's ``REQ`` is a separate element-wise op). A :class:`MxmBlock` is one
+output block: ``rows`` input vectors times one weight tile per K step; blocks are dealt out to
+the MXM planes and each plane runs the in-order sequence of :mod:`firmware.lower.scheduler`
 (:func:`~firmware.lower.scheduler.plane_sequence`)::
 
-    LW* (first tile) | IW  ABC x rows  LW* (next tile)  [ACC x rows after the last K step] | ...
+    LW* (first tile) | IW  ABC x rows  LW* (next tile) | ... | IW  ABCO x rows (last K step)
 
 Weight rows are loaded in chunks of rows that sit in different slices (one ``LW`` of
 ``count`` rows); rows given as ``None`` are not loaded (their output lanes are padding).
@@ -125,28 +125,38 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
                         txn.rollback(m)
                     n = n // 2 if n > LW_MIN_SPLIT else 0
                 return None
-            if kind == "ABC":
+            if kind in ("ABC", "ABCO"):
                 _, blk, row, kt = op
                 w = blk.x[row][kt]
                 for base in pl.bases(1, ("abc", pln.queue)):
                     m = txn.mark()
-                    instr = Instruction(Opcode.ABC, addr=row, accumulate=int(kt > 0),
-                                        a=stream_code(pln.feed_dir, base))
-                    if txn.slot(pln.queue, t, instr) and pl.read(
-                            txn, plan.groups[w.gid][0], w.addr, pln.feed_dir, base,
-                            pln.position, t, w.ready):
-                        pl.sticky[("abc", pln.queue)] = base
-                        return True
+                    if pl.read(txn, plan.groups[w.gid][0], w.addr, pln.feed_dir, base,
+                               pln.position, t, w.ready):
+                        a = stream_code(pln.feed_dir, base)
+                        if kind == "ABC":
+                            ok = txn.slot(pln.queue, t, Instruction(
+                                Opcode.ABC, addr=row, accumulate=int(kt > 0), a=a))
+                        else:
+                            ok = emit(txn, t, blk, row, lat_abc, lambda dst, a=a: Instruction(
+                                Opcode.ABCO, dst=dst, addr=row, accumulate=int(kt > 0), a=a))
+                        if ok:
+                            pl.sticky[("abc", pln.queue)] = base
+                            return ok
                     txn.rollback(m)
                 return None
             _, blk, row = op
+            return emit(txn, t, blk, row, 2,
+                        lambda dst: Instruction(Opcode.ACC, dst=dst, addr=row))
+
+        def emit(txn: Txn, t: int, blk, row: int, lat: int, make):
+            """Issue ``make(dst)`` in ``t`` and write its int32 result, present at the plane
+            in ``t + lat``, to the row's output word; the cycle it is ready, or None."""
             gid, addr = blk.out[row]
             for base in pl.bases(4, ("acc", pln.queue)):
                 m = txn.mark()
-                instr = Instruction(Opcode.ACC, dst=stream_code(pln.acc_dir, base), addr=row)
-                if txn.slot(pln.queue, t, instr):
+                if txn.slot(pln.queue, t, make(stream_code(pln.acc_dir, base))):
                     ready = pl.write_group(txn, plan.groups[gid], addr, pln.acc_dir, base,
-                                           pln.position, t + 2)
+                                           pln.position, t + lat)
                     if ready is not None:
                         pl.sticky[("acc", pln.queue)] = base
                         return ready
@@ -157,7 +167,8 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
     def earliest(pln: _Plane, op, prev: int) -> int:
         if op[0] == "ACC":
             return max(prev + 1, abc_at[(id(op[1]), op[2])] + lat_abc)
-        words = op[3] if op[0] == "LW" else [op[1].x[op[2]][op[3]]] if op[0] == "ABC" else []
+        words = (op[3] if op[0] == "LW" else [op[1].x[op[2]][op[3]]]
+                 if op[0] in ("ABC", "ABCO") else [])
         need = [w.ready + 2 + abs(pl.pos[plan.groups[w.gid][0]] - pln.position) for w in words]
         return max([prev + 1, *need])
 
@@ -173,7 +184,7 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
         pl.plane_last[pln.queue] = t
         if op[0] == "ABC":
             abc_at[(id(op[1]), op[2])] = t
-        elif op[0] == "ACC":
+        elif op[0] in ("ACC", "ABCO"):
             op[1].ready[op[2]] = res
         elif op[0] == "LW" and res < len(op[3]):
             # a partial load: the rest of the chunk is the plane's next instruction

@@ -3,25 +3,28 @@ the VXM requantisation and the output writes.
 
 Each MXM plane runs one in-order queue, so its timetable is a fixed sequence::
 
-    LW* (first tile) | IW  ABC x rows  LW* (next tile)  [ACC x rows after the last K step] | ...
+    LW* (first tile) | IW  ABC x rows  LW* (next tile) | ... | IW  ABCO x rows (last K step) | ...
 
-``ABC`` and ``ACC`` walk the accumulator entries with ``REPEAT`` steps, and the ``LW`` of the
+``ABC`` and ``ABCO`` walk the accumulator entries with ``REPEAT`` steps, and the ``LW`` of the
 next tile goes into the shadow buffer while the installed tile computes, so the plane spends
-one cycle per ``LW`` chunk and one per ``IW`` on weights, one per ``ABC`` on useful work and one
-per output row on ``ACC``.
+one cycle per ``LW`` chunk and one per ``IW`` on weights and one per ``ABC`` on useful work.
+The last K step's ``ABCO`` puts each row's finished sum on the streams, so no cycle goes to
+reading the accumulators out (``fused=False`` issues ``ABC`` and one ``ACC`` per row instead,
+as chips without ``ABCO`` would).
 
 Every instruction of the sequence is placed as early as possible (:meth:`GemmScheduler.run`),
 together with everything it needs, all-or-nothing (a :class:`firmware.lower.resources.Txn`):
 
 - ``LW``/``ABC``: one ``READ`` per row/vector from the slice holding it, timed to arrive at the
   plane in the instruction's issue cycle;
-- ``ACC``: the 4-stream int32 result travels to the VXM, where a ``REQ`` multiplies it by the
-  per-channel multiplier (an int32 group that must be at the VXM in the same cycle) and shifts
-  it; the result travels to the writer slices, which ``WRITE`` it. The multiplier is either
-  read from SRAM for every ``REQ`` (4 slices, or through an SXM on chips with fewer than 4
-  slices per side), or read twice per output block and kept alive by a second ALU that issues
-  ``MOV`` every cycle: its 2-cycle latency makes two copies circulate in place on one group.
-  One multiplier for all channels that fits 24 bits is ``REQ``'s immediate instead.
+- ``ABCO`` (or ``ACC``): the 4-stream int32 result travels to the VXM, where a ``REQ``
+  multiplies it by the per-channel multiplier (an int32 group that must be at the VXM in the
+  same cycle) and shifts it; the result travels to the writer slices, which ``WRITE`` it. The
+  multiplier is either read from SRAM for every ``REQ`` (4 slices, or through an SXM on chips
+  with fewer than 4 slices per side), or read twice per output block and kept alive by a second
+  ALU that issues ``MOV`` every cycle: its 2-cycle latency makes two copies circulate in place
+  on one group. One multiplier for all channels that fits 24 bits is ``REQ``'s immediate
+  instead.
 
 If anything collides, the instruction moves one cycle later. Planes are interleaved in time
 order so that no plane claims resources far in the future ahead of another.
@@ -94,7 +97,8 @@ class SramAllocator:
 
 @dataclass
 class ScheduleStats:
-    """What the schedule did: the MXM's busy span and instruction counts."""
+    """What the schedule did: the MXM's busy span and instruction counts (``abc`` counts
+    ``ABCO`` too; ``last_acc`` is the last ``ACC`` or ``ABCO``, the last that emits a result)."""
 
     first_abc: int
     last_abc: int
@@ -115,24 +119,28 @@ class _Ring:
     alive_until: int
 
 
-def plane_sequence(steps: list[tuple[object, int]], loads, rows, kt_count) -> Iterator[tuple]:
+def plane_sequence(steps: list[tuple[object, int]], loads, rows, kt_count,
+                   fused: bool = True) -> Iterator[tuple]:
     """One MXM plane's queue, in order (see the module docstring): for each ``(block, kt)``
-    of ``steps`` an ``IW``, one ``ABC`` per row, the ``LW``\\ s of the next step (``loads(block,
-    kt)`` yields them; the first step's come first) and, after a block's last K step
-    (``kt_count`` is an int, or a function of the block), one ``ACC`` per row. Ops are
-    tuples ``("LW", ...)``, ``("IW", block)``, ``("ABC", block, row, kt)``, ``("ACC", block,
-    row)``; ``rows(block)`` is the block's row count."""
+    of ``steps`` an ``IW``, one ``ABC`` per row and the ``LW``\\ s of the next step
+    (``loads(block, kt)`` yields them; the first step's come first). A block's last K step
+    (``kt_count`` is an int, or a function of the block) issues ``ABCO`` instead of ``ABC``,
+    which puts each row's result on the streams; with ``fused=False`` it issues ``ABC`` and
+    then one ``ACC`` per row. Ops are tuples ``("LW", ...)``, ``("IW", block)``, ``("ABC",
+    block, row, kt)``, ``("ABCO", block, row, kt)``, ``("ACC", block, row)``; ``rows(block)``
+    is the block's row count."""
     if not steps:
         return
     last = kt_count if callable(kt_count) else (lambda _: kt_count)
     yield from loads(*steps[0])
     for i, (block, kt) in enumerate(steps):
+        out = kt == last(block) - 1
         yield ("IW", block)
         for row in range(rows(block)):
-            yield ("ABC", block, row, kt)
+            yield ("ABCO" if out and fused else "ABC", block, row, kt)
         if i + 1 < len(steps):
             yield from loads(*steps[i + 1])
-        if kt == last(block) - 1:
+        if out and not fused:
             for row in range(rows(block)):
                 yield ("ACC", block, row)
 
@@ -163,12 +171,15 @@ class GemmScheduler:
         ``REQ`` result type.
     sram_need : int
         Bytes the placement needs in total (for error messages).
+    fused : bool
+        Emit results with the last K step's ``ABCO`` (default) or with ``ACC``.
     """
 
     def __init__(self, config: ChipConfig, tiling: Tiling, roles: RolePlan, x: np.ndarray,
                  w: np.ndarray, mult: np.ndarray, shift: int, out_dtype: DType,
-                 sram_need: int):
+                 sram_need: int, fused: bool = True):
         self.config = config
+        self.fused = fused
         self.tiling = tiling
         self.roles = roles
         self.x, self.w, self.mult = x, w, mult
@@ -382,30 +393,42 @@ class GemmScheduler:
                 return False
         return True
 
-    def _try_abc(self, txn: Txn, r: PlaneRoles, block: Block, row: int, kt: int,
-                 t: int) -> bool:
+    def _read_x(self, txn: Txn, r: PlaneRoles, block: Block, row: int, kt: int,
+                t: int) -> bool:
+        """The READ that brings row ``row``'s K step ``kt`` to the plane in cycle ``t``."""
         nx = len(r.x_slices)
-        instr = Instruction(Opcode.ABC, addr=row, a=stream_code(r.feed_dir, r.feed_base),
-                            accumulate=int(kt > 0))
-        if not txn.slot(r.queue, t, instr):
-            return False
         addr = self.x_addr[(r.plane, block.mb, kt, row % nx)] + row // nx
         return self._read(txn, r.x_slices[row % nx], addr, r.feed_dir, r.feed_base,
                           r.position, t)
 
+    def _try_abc(self, txn: Txn, r: PlaneRoles, block: Block, row: int, kt: int,
+                 t: int) -> bool:
+        instr = Instruction(Opcode.ABC, addr=row, a=stream_code(r.feed_dir, r.feed_base),
+                            accumulate=int(kt > 0))
+        return txn.slot(r.queue, t, instr) and self._read_x(txn, r, block, row, kt, t)
+
     def _try_acc(self, txn: Txn, r: PlaneRoles, block: Block, row: int,
-                 t: int) -> _Ring | None | bool:
-        """ACC, REQ and WRITEs of one output row; returns ``False`` or the new ring state."""
+                 t: int, kt: int | None = None) -> _Ring | None | bool:
+        """ACC (or, given ``kt``, the last K step's ABCO), REQ and WRITEs of one output row;
+        returns ``False`` or the new ring state."""
         v, p = self.v, r.plane
         nbytes = self.out_dtype.nbytes
-        R = t + 2 + abs(v - r.position)  # noqa: N806 - the REQ's issue cycle
+        lat = 2 if kt is None else self.lat_abc
+        R = t + lat + abs(v - r.position)  # noqa: N806 - the REQ's issue cycle
         d_out = 0 if self.pos[r.writers[0]] > v else 1
         for g in self._prefer(p, "acc", _top_down(4, self.S)):
             m = txn.mark()
-            acc = Instruction(Opcode.ACC, dst=stream_code(r.acc_dir, g), addr=row)
-            if not txn.slot(r.queue, t, acc):
+            if kt is None:
+                acc = Instruction(Opcode.ACC, dst=stream_code(r.acc_dir, g), addr=row)
+            else:
+                acc = Instruction(Opcode.ABCO, dst=stream_code(r.acc_dir, g), addr=row,
+                                  a=stream_code(r.feed_dir, r.feed_base),
+                                  accumulate=int(kt > 0))
+            if not txn.slot(r.queue, t, acc) or (
+                    kt is not None and not self._read_x(txn, r, block, row, kt, t)):
+                txn.rollback(m)
                 return False
-            if not all(txn.path(r.acc_dir, g + k, r.position, t + 2, v) for k in range(4)):
+            if not all(txn.path(r.acc_dir, g + k, r.position, t + lat, v) for k in range(4)):
                 txn.rollback(m)
                 continue
             for alu in self._prefer(p, "alu", list(r.alus)):
@@ -458,7 +481,7 @@ class GemmScheduler:
             for r0 in range(0, valid, c):
                 yield ("LW", block, kt, r0, min(c, valid - r0))
 
-        yield from plane_sequence(steps, loads, lambda b: b.rows, t.KT)
+        yield from plane_sequence(steps, loads, lambda b: b.rows, t.KT, self.fused)
 
     def _earliest(self, plane: int, op: tuple, prev: int) -> int:
         if op[0] == "ACC":
@@ -475,11 +498,13 @@ class GemmScheduler:
                 ok = self._try_lw(txn, r, op[1], op[2], op[3], op[4], t)
             elif kind == "ABC":
                 ok = self._try_abc(txn, r, op[1], op[2], op[3], t)
+            elif kind == "ABCO":
+                ok = self._try_acc(txn, r, op[1], op[2], t, kt=op[3])
             else:
                 ok = self._try_acc(txn, r, op[1], op[2], t)
             if ok is not False:
                 txn.commit()
-                if kind == "ACC" and ok is not True:
+                if kind in ("ACC", "ABCO") and ok is not True:
                     self.rings[r.plane] = ok
                 return t
         raise LoweringError(
@@ -502,7 +527,7 @@ class GemmScheduler:
             op = pending[p]
             t = self._place(r, op, earliest)
             prev[p] = t
-            if op[0] == "ABC":
+            if op[0] in ("ABC", "ABCO"):
                 if op[3] == self.tiling.KT - 1:
                     self.abc_cycle[(op[1].index, op[2])] = t
                 st.first_abc = t if st.first_abc < 0 else min(st.first_abc, t)
@@ -510,8 +535,8 @@ class GemmScheduler:
                 st.abc += 1
             elif op[0] == "LW":
                 st.lw += 1
-            elif op[0] == "ACC":
-                st.acc += 1
+            if op[0] in ("ACC", "ABCO"):
+                st.acc += op[0] == "ACC"
                 st.last_acc = max(st.last_acc, t)
             nxt = next(gens[p], None)
             if nxt is not None:
