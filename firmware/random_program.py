@@ -1,12 +1,12 @@
 """Constrained-random valid programs, for regression of the golden model and the RTL.
 
-:func:`random_program` builds a program of timed transactions over every slice type — MEM
-copies, VXM operations of every opcode and type, SXM lane moves, MXM weight loads, matrix-vector
-products and accumulator reads — and schedules them so that the result is a *valid* schedule:
-every stream value is consumed exactly where and when it is present, no two producers write one
-stream register in one cycle, no value is overwritten on its way, no bank is read and written
-in one cycle, and no accumulator is read before its ABC lands. The same seed gives the same
-program, so a failing seed can be replayed.
+:func:`random_program` builds a program of timed transactions over every slice type — MEM copies
+(a slice's READ and WRITE of one cycle issue as one RDWR), VXM operations of every opcode and
+type, SXM lane moves, MXM weight loads, matrix-vector products and accumulator reads — and
+schedules them so that the result is a *valid* schedule: every stream value is consumed exactly
+where and when it is present, no two producers write one stream register in one cycle, no value
+is overwritten on its way, no bank is read and written in one cycle, and no accumulator is read
+before its ABC lands. The same seed gives the same program, so a failing seed can be replayed.
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ class _Generator:
         if len(direction) != 1 or any(self.pos(s) == self.pos(unit) for s in slices):
             return None
         issues = [self.b.issue_for(s, Opcode.READ, unit, cycle) for s in slices]
-        if min(issues) < 0 or any(self.b.busy(s, t) for s, t in zip(slices, issues, strict=True)):
+        # a slice that only WRITEs in that cycle can READ too (the two issue as one RDWR)
+        if min(issues) < 0 or not all(self.b.free_for(s, t, Opcode.READ)
+                                      for s, t in zip(slices, issues, strict=True)):
             return None
         if streams is None:
             cand = [c for c in range(0, self.cfg.streams_per_direction - dtype.nbytes + 1,
@@ -166,7 +168,8 @@ class _Generator:
                 continue
             writers = list(self.rng.choice(down, size=width, replace=False))
             arrivals = [self.b.arrival(unit, issue, op, w) for w in writers]
-            if any(self.b.busy(w, t) for w, t in zip(writers, arrivals, strict=True)):
+            if not all(self.b.free_for(w, t, Opcode.WRITE)
+                       for w, t in zip(writers, arrivals, strict=True)):
                 continue
             s_total = self.cfg.streams_per_direction
             starts = list(range(0, s_total - width + 1, width))
@@ -373,9 +376,14 @@ class _Generator:
         src = self.mems[int(self.rng.integers(0, len(self.mems)))]
         dst = [m for m in self.mems if m != src]
         dst = dst[int(self.rng.integers(0, len(dst)))]
+        return self.copy(src, dst, cycle, f"t{n}")
+
+    def copy(self, src: str, dst: str, cycle: int, name: str) -> bool:
+        """READ a fresh word of ``src`` and WRITE it into ``dst`` in ``cycle`` (joining a READ
+        of ``dst`` in that cycle as an RDWR); output ``name``."""
         planned = self.read_to([src], self.rand_values(DType.I8, self.cfg.lanes), DType.I8,
                                dst, cycle)
-        if planned is None or self.b.busy(dst, cycle):
+        if planned is None or not self.b.free_for(dst, cycle, Opcode.WRITE):
             return False
         code, plan = planned
         bank = 1 if self.res.bank_ok(dst, cycle + 1, 1) else 0
@@ -387,7 +395,20 @@ class _Generator:
         self.commit_reads(plan)
         self.b.place(dst, cycle, Instruction(Opcode.WRITE, addr=addr, a=code))
         self.res.banks[(dst, cycle + 1)] = bank
-        self.outputs.append(OutputRegion(f"t{n}", (dst,), addr, 1, "int8"))
+        self.outputs.append(OutputRegion(name, (dst,), addr, 1, "int8"))
+        return True
+
+    def t_rdwr(self, cycle: int, n: int) -> bool:
+        """RDWR: a slice READs a word for another slice and WRITEs one it receives, both
+        issued in ``cycle`` (two copies through it, in and out)."""
+        mid = self.mems[int(self.rng.integers(0, len(self.mems)))]
+        others = [m for m in self.mems if m != mid]
+        out, into = (others[int(i)] for i in self.rng.integers(0, len(others), 2))
+        if self.b.busy(mid, cycle):
+            return False
+        if not self.copy(mid, out, self.b.arrival(mid, cycle, Opcode.READ, out), f"t{n}_out"):
+            return False
+        self.copy(into, mid, cycle, f"t{n}_in")  # the READ half stands alone if this fails
         return True
 
     def t_sxm(self, cycle: int, n: int) -> bool:
@@ -494,7 +515,7 @@ class _Generator:
         if planned is None:
             return False
         acc = int(lands is not None and self.rng.random() < 0.5)
-        if self.rng.random() < 0.35:
+        if self.rng.random() < (1.0 if self.opcodes and Opcode.ABCO in self.opcodes else 0.35):
             # ABCO: the new accumulator value also goes to MEM, with no ACC
             code = self.write_from(q, cycle, Opcode.ABCO, 4, f"t{n}")
             if code is None:
@@ -617,7 +638,7 @@ _Generator.t_transpose = _t_transpose
 _Generator.t_gather = _t_gather
 _Generator.t_scatter = _t_scatter
 
-KINDS = ("copy", "vxm", "sxm", "mxm", "gather", "scatter")
+KINDS = ("copy", "rdwr", "vxm", "sxm", "mxm", "gather", "scatter")
 
 
 def random_program(config: ChipConfig, seed: int, transactions: int = 20,
@@ -634,16 +655,18 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
         How many transactions to try to place (some may not fit and are skipped).
     kinds : tuple of str
         Transaction kinds to draw from (:data:`KINDS`): ``copy`` (MEM READ to WRITE),
+        ``rdwr`` (a slice's READ and WRITE in one cycle, one RDWR),
         ``vxm``, ``sxm``, ``mxm`` (LW, IW, ABC, ABCO, ACC), ``gather``, ``scatter``.
     opcodes : iterable of Opcode, optional
-        Restrict VXM and SXM transactions to these opcodes (a directed program).
+        Restrict VXM and SXM transactions to these opcodes (a directed program); with
+        ``ABCO`` in it, every product of an ``mxm`` transaction is an ABCO.
     """
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown transaction kinds {sorted(unknown)}; known: {KINDS}")
     g = _Generator(config, seed, opcodes)
-    makers = {"copy": g.t_copy, "vxm": g.t_vxm, "sxm": g.t_sxm, "mxm": g.t_mxm,
-              "gather": g.t_gather, "scatter": g.t_scatter}
+    makers = {"copy": g.t_copy, "rdwr": g.t_rdwr, "vxm": g.t_vxm, "sxm": g.t_sxm,
+              "mxm": g.t_mxm, "gather": g.t_gather, "scatter": g.t_scatter}
     # early enough that a READ from the far end of the chip can still arrive
     cycle = config.positions + 4
     placed = 0
@@ -678,7 +701,9 @@ def directed_programs(config: ChipConfig, seed: int = 0,
         elif spec.unit is Unit.SXM:
             out[spec.name] = random_program(config, seed, per_program, ("sxm",), {spec.opcode})
     out["READ_WRITE"] = random_program(config, seed, per_program, ("copy",))
+    out["RDWR"] = random_program(config, seed, per_program, ("rdwr",))
     out["GATHER"] = random_program(config, seed, per_program, ("gather",))
     out["SCATTER"] = random_program(config, seed, per_program, ("scatter",))
     out["MXM"] = random_program(config, seed, 4 * per_program, ("mxm",))
+    out["ABCO"] = random_program(config, seed, 4 * per_program, ("mxm",), {Opcode.ABCO})
     return out

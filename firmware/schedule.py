@@ -1,5 +1,8 @@
 """Static scheduling: place instructions at exact cycles, emit queue code, predict the cycle count.
 
+A MEM slice reads one bank and writes the other in one cycle: a ``READ`` and a ``WRITE``
+placed on one MEM queue in one cycle are issued as one ``RDWR``.
+
 The TSP has no interlocks, so a program is a timetable. :class:`ScheduleBuilder` lets the
 compiler (and tests) say "issue this instruction on that queue in cycle ``t``"; it computes when
 a value produced at one slice is present at another, turns each queue's timetable into code
@@ -24,7 +27,19 @@ from openlpu.isa import (
     unit_for_slice,
 )
 
-__all__ = ["ScheduleBuilder", "SchedulingError"]
+__all__ = ["ScheduleBuilder", "SchedulingError", "merge_read_write", "JOINS"]
+
+#: A MEM slice issues a READ and a WRITE of one cycle as one RDWR: the opcode each joins.
+JOINS = {Opcode.READ: Opcode.WRITE, Opcode.WRITE: Opcode.READ}
+
+
+def merge_read_write(a: Instruction, b: Instruction) -> Instruction | None:
+    """The ``RDWR`` that issues a ``READ`` and a ``WRITE`` (in either order) at once, or
+    ``None`` if ``a`` and ``b`` are not one of each."""
+    if JOINS.get(a.op) is not b.op:
+        return None
+    rd, wr = (a, b) if a.op is Opcode.READ else (b, a)
+    return Instruction(Opcode.RDWR, dst=rd.dst, addr=rd.addr, waddr=wr.addr, a=wr.a)
 
 _MAX_NOP = FIELDS["nop_count"].max
 _MAX_REP_N = FIELDS["rep_n"].max
@@ -109,8 +124,11 @@ class ScheduleBuilder:
             raise SchedulingError(f"{spec.name} on {queue}: cycle {cycle} is negative")
         slots = self._slots.setdefault(queue, {})
         if cycle in slots:
-            raise SchedulingError(f"queue {queue} already issues {slots[cycle].op.name} in "
-                                  f"cycle {cycle}; cannot also issue {spec.name}")
+            merged = merge_read_write(slots[cycle], instr)
+            if merged is None:
+                raise SchedulingError(f"queue {queue} already issues {slots[cycle].op.name} in "
+                                      f"cycle {cycle}; cannot also issue {spec.name}")
+            instr = merged
         slots[cycle] = instr
         self._done = max(self._done, cycle + latency(instr.op, cfg))
 
@@ -123,6 +141,12 @@ class ScheduleBuilder:
     def busy(self, queue: str, cycle: int) -> bool:
         """Whether ``queue`` already issues something in ``cycle``."""
         return cycle in self._slots.get(queue, {})
+
+    def free_for(self, queue: str, cycle: int, op: Opcode) -> bool:
+        """Whether ``queue`` can still issue ``op`` in ``cycle``: nothing is there, or a MEM
+        slice's lone ``READ`` (``WRITE``) that a ``WRITE`` (``READ``) joins as ``RDWR``."""
+        there = self._slots.get(queue, {}).get(cycle)
+        return there is None or JOINS.get(there.op) is op
 
     def placed(self) -> list[tuple[str, int, Instruction]]:
         """Every placed unit instruction as ``(queue, cycle, instruction)``, in cycle order."""

@@ -117,7 +117,9 @@ class Chip(wiring.Component):
         m = Module()
         m.domains.core = core = ClockDomain("core", local=True)
         rst_q = Signal(reset_less=True)
-        m.d.sync += rst_q.eq(ResetSignal("sync"))
+        # a board's sync domain may be reset-less (ECP5: the GSR resets every register at
+        # configuration); the core then only leaves its power-up state through START
+        m.d.sync += rst_q.eq(ResetSignal("sync", allow_reset_less=True))
         m.d.comb += [core.clk.eq(ClockSignal("sync")), core.rst.eq(rst_q)]
         m.submodules[CORE] = DomainRenamer("core")(self._floorplan())
         return m
@@ -288,11 +290,11 @@ class Chip(wiring.Component):
         for qi in mem_queues:
             op = icus[qi].instr.opcode
             counter(f"reads_{queues[qi].name}", icus[qi].issue
-                    & ((op == Opcode.READ) | (op == Opcode.GATHER)))
+                    & ((op == Opcode.READ) | (op == Opcode.GATHER) | (op == Opcode.RDWR)))
         for qi in mem_queues:
             op = icus[qi].instr.opcode
             counter(f"writes_{queues[qi].name}", icus[qi].issue
-                    & ((op == Opcode.WRITE) | (op == Opcode.SCATTER)))
+                    & ((op == Opcode.WRITE) | (op == Opcode.SCATTER) | (op == Opcode.RDWR)))
         for plane in range(cfg.mxm_planes):
             icu = icus[queue_of[f"mxm{plane}"]]
             op = icu.instr.opcode

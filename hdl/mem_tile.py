@@ -1,4 +1,4 @@
-"""One MEM slice's SRAM in one superlane tile: READ, WRITE, GATHER, SCATTER and a host port.
+"""One MEM slice's SRAM in one superlane tile: READ, WRITE, RDWR, GATHER, SCATTER, a host port.
 
 The chip top instantiates one :class:`MemTile` per MEM slice per superlane and gives the tile of
 superlane ``k`` its slice's instruction ``k`` cycles late, so a tile only ever works in its own
@@ -9,7 +9,8 @@ address (bank bit on top of the offset), with one synchronous read port and one 
 true-dual-port block RAM per lane on an FPGA. One memory per lane because ``GATHER`` and
 ``SCATTER`` give every lane its own word offset. The architecture guarantees at most one bank
 read (in the issue cycle) and one bank write (in the cycle after issue) per slice per cycle, in
-different banks, so the two ports never collide in a valid program.
+different banks, so the two ports never collide in a valid program. ``RDWR`` uses both: the
+read port for ``addr`` in ``t``, the write port for ``waddr`` in ``t + 1``.
 
 Pipeline (``t`` = issue cycle, ``L`` = ``latency(READ)`` = ``latency(GATHER)``)::
 
@@ -54,8 +55,8 @@ class MemTile(wiring.Component):
     issue : In(1)
         An instruction is presented this cycle.
     instr : In(instruction_layout())
-        The instruction (a MEM opcode: ``READ``, ``WRITE``, ``GATHER``, ``SCATTER``; anything
-        else is ignored), valid when ``issue`` is 1.
+        The instruction (a MEM opcode: ``READ``, ``WRITE``, ``RDWR``, ``GATHER``, ``SCATTER``;
+        anything else is ignored), valid when ``issue`` is 1.
     s : Out(StreamTileSignature(config))
         The stream registers at this slice's position: ``s.e``/``s.w`` in (read in the issue
         cycle), ``s.e_we``/``s.w_we``/``s.e_data``/``s.w_data`` out (one stream is written in
@@ -75,9 +76,10 @@ class MemTile(wiring.Component):
         write in the cycle a ``WRITE``/``SCATTER`` writes is ignored (the datapath owns the
         write port). The host port is meant for use while the chip is idle.
     reads : Out(32)
-        ``READ`` + ``GATHER`` issues since the last ``clear``, saturating at ``2**32 - 1``.
+        ``READ`` + ``GATHER`` + ``RDWR`` issues since the last ``clear``, saturating at
+        ``2**32 - 1``.
     writes : Out(32)
-        ``WRITE`` + ``SCATTER`` issues since the last ``clear``, saturating.
+        ``WRITE`` + ``SCATTER`` + ``RDWR`` issues since the last ``clear``, saturating.
     clear : In(1)
         Clear both counters (an issue in the same cycle is not counted).
 
@@ -137,9 +139,10 @@ class MemTile(wiring.Component):
         d_read = Signal()  # READ or GATHER: read port used now, stream written at t + L
         d_write = Signal()  # WRITE or SCATTER: write port used in t + 1
         d_mapped = Signal()  # GATHER or SCATTER: per-lane offsets from the map group b
+        d_rdwr = op == Opcode.RDWR  # a READ of addr and a WRITE of waddr
         m.d.comb += [
-            d_read.eq(self.issue & ((op == Opcode.READ) | (op == Opcode.GATHER))),
-            d_write.eq(self.issue & ((op == Opcode.WRITE) | (op == Opcode.SCATTER))),
+            d_read.eq(self.issue & ((op == Opcode.READ) | (op == Opcode.GATHER) | d_rdwr)),
+            d_write.eq(self.issue & ((op == Opcode.WRITE) | (op == Opcode.SCATTER) | d_rdwr)),
             d_mapped.eq((op == Opcode.GATHER) | (op == Opcode.SCATTER)),
         ]
         d_bank = instr.addr[obits]
@@ -185,7 +188,10 @@ class MemTile(wiring.Component):
         w_data = Signal(lane_vector(cfg))
         m.d.sync += [w_en.eq(d_write), w_data.eq(d_a)]
         for lane in range(lanes):
-            m.d.sync += w_addr[lane].eq(d_addr[lane])
+            with m.If(d_rdwr):
+                m.d.sync += w_addr[lane].eq(instr.waddr[:abits])
+            with m.Else():
+                m.d.sync += w_addr[lane].eq(d_addr[lane])
 
         # --- memories: one per lane -------------------------------------------------------------
         r_data = Signal(lane_vector(cfg))  # read port outputs (cycle t + 1)

@@ -10,9 +10,11 @@ without first decoding the opcode; each opcode uses the subset listed in its :cl
     63      56 55 54 53 52 51    46 45    40 39    34 33    28 27 26 25   22 21  16 15     0
     | opcode  |dtype|stype|  dst   |   a    |   b    |   c    |bi|ac| (0)   | count |  addr  |
                                                                    |     imm24 [23:0]        |
+    RDWR: waddr[39:24] (the WRITE's address; ``addr`` is the READ's)
     ICU:  NOP count[31:0];  REPEAT n[23:0] d[39:24] step[55:40] (signed)
 
-``imm`` (bits 23..0) overlaps ``count`` and ``addr``; no opcode uses both.
+``imm`` (bits 23..0) overlaps ``count`` and ``addr``, ``waddr`` overlaps ``b``, ``c``, ``bimm``
+and ``accumulate``; no opcode uses two overlapping fields.
 
 Stream operands are 6 bits: ``dir << 5 | index`` with dir 0 = eastward, 1 = westward.
 A group operand (int16 / int32, a Gather/Permute map) names the lowest stream of an aligned
@@ -117,6 +119,7 @@ class Opcode(aenum.Enum, shape=8):
     WRITE = 0x11
     GATHER = 0x12
     SCATTER = 0x13
+    RDWR = 0x14
     # MXM
     LW = 0x20
     IW = 0x21
@@ -221,6 +224,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("count", 16, 6),
     Field("imm", 0, 24, signed=True),
     Field("addr", 0, 16),
+    Field("waddr", 24, 16),
     # ICU formats reuse the word differently
     Field("nop_count", 0, 32),
     Field("rep_n", 0, 24),
@@ -328,6 +332,9 @@ _SPECS = [
     OpSpec(Opcode.SCATTER, Unit.MEM, (("addr", _A), ("b", _S), ("a", _S)), _const(2),
            "lane l of stream a -> lane l of word (offset(addr) + map_l) mod words; "
            "map b is an int16 group", step_field="addr"),
+    OpSpec(Opcode.RDWR, Unit.MEM, (("dst", _S), ("addr", _A), ("waddr", _A), ("a", _S)),
+           _const(2), "READ dst, addr and WRITE waddr, a in one issue (read port in t, write "
+           "port in t + 1)"),
     OpSpec(Opcode.LW, Unit.MXM, (("addr", _A), ("a", _S), ("count", _U)), _const(1),
            "load weight rows addr..addr+count-1 of the shadow buffer from streams a.."
            "a+count-1", step_field="addr"),
@@ -478,6 +485,7 @@ class Instruction:
     rep_n: int = 0
     rep_d: int = 0
     rep_step: int = 0
+    waddr: int = 0
 
     @property
     def spec(self) -> OpSpec:
@@ -668,6 +676,9 @@ def validate(instr: Instruction, config: ChipConfig) -> None:
 
     if spec.unit is Unit.MEM:
         need("addr", lambda v: v < config.address_space,
+             f"0..{config.address_space - 1} (bank bit {config.offset_bits})")
+    if instr.op is Opcode.RDWR:
+        need("waddr", lambda v: v < config.address_space,
              f"0..{config.address_space - 1} (bank bit {config.offset_bits})")
     if instr.op is Opcode.LW:
         need("addr", lambda v: v + instr.count <= config.lanes,

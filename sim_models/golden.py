@@ -277,6 +277,11 @@ class GoldenModel:
         self._bank_use[key] = (bank, kind)
 
     def _exec_mem(self, q: _QueueState, instr: Instruction, t: int, lat: int) -> None:
+        if instr.op is Opcode.RDWR:
+            # the read sees the bank before the write, which lands in t + 1
+            self._exec_mem(q, Instruction(Opcode.READ, dst=instr.dst, addr=instr.addr), t, lat)
+            self._exec_mem(q, Instruction(Opcode.WRITE, addr=instr.waddr, a=instr.a), t, lat)
+            return
         cfg = self.config
         si = q.slice.index
         bank = instr.addr >> cfg.offset_bits

@@ -6,7 +6,7 @@ from harness import Staging, west
 
 from firmware.program import MemInit
 from openlpu.config import PRESETS
-from openlpu.isa import Direction, DType, Instruction, Opcode, stream_code
+from openlpu.isa import Direction, DType, Instruction, Opcode, latency, stream_code
 
 SIM = PRESETS["sim"]
 
@@ -41,6 +41,47 @@ def test_read_write_moves_vectors_between_slices_in_both_directions(name):
     assert result.cycles == st.builder.predicted_cycles()
     assert sum(result.counters["mem_reads"].values()) == 2 * n
     assert sum(result.counters["mem_writes"].values()) == 2 * n
+
+
+@pytest.mark.parametrize("name", ["ecp5", "sim"])
+def test_rdwr_reads_one_word_and_writes_another_in_one_issue(name):
+    """A READ and a WRITE placed on one MEM queue in one cycle issue as one RDWR. The read
+    sees the word before the write lands (t + 1), even when both name the same word, and both
+    halves count."""
+    config = PRESETS[name]
+    rng = np.random.default_rng(5)
+    st = Staging(config)
+    b = st.builder
+    bank1 = 1 << config.offset_bits
+    old, new, other = (rand_i8(rng, config.lanes) for _ in range(3))
+    st.mem_init.append(MemInit("mem_w0", bank1 + 3, np.asarray(old, np.int8).view(np.uint8)
+                               .reshape(1, -1)))
+    t = 30
+    # mem_w1 sends `new` to mem_w0, which in the same cycle READs word 3 (to mem_e0) and
+    # WRITEs `new` over it; a second RDWR copies `other` into word 5 while reading word 3 again
+    code = st.feed(["mem_w1"], new, DType.I8, "mem_w0", t, offset=0, stream=1)
+    out = stream_code(Direction.EAST, 6)
+    b.place("mem_w0", t, Instruction(Opcode.READ, dst=out, addr=bank1 + 3))
+    b.place("mem_w0", t, Instruction(Opcode.WRITE, addr=bank1 + 3, a=code))
+    b.place("mem_e0", b.arrival("mem_w0", t, Opcode.READ, "mem_e0"),
+            Instruction(Opcode.WRITE, addr=0, a=out))
+    code2 = st.feed(["mem_w1"], other, DType.I8, "mem_w0", t + 2, offset=1, stream=1)
+    b.place("mem_w0", t + 2, Instruction(Opcode.WRITE, addr=5, a=code2))
+    b.place("mem_w0", t + 2, Instruction(Opcode.READ, dst=out, addr=bank1 + 3))
+    b.place("mem_e0", b.arrival("mem_w0", t + 2, Opcode.READ, "mem_e0"),
+            Instruction(Opcode.WRITE, addr=1, a=out))
+    assert [i.op for i in b.queues()["mem_w0"] if i.op is not Opcode.NOP] == [
+        Opcode.RDWR, Opcode.RDWR, Opcode.END]
+    st.expect_output("seen", ["mem_e0"], 0, 2, "int8")
+    st.expect_output("word3", ["mem_w0"], bank1 + 3, 1, "int8")
+    st.expect_output("word5", ["mem_w0"], 5, 1, "int8")
+    result, _ = st.run()
+    np.testing.assert_array_equal(result.outputs["seen"], [old, new])
+    np.testing.assert_array_equal(result.outputs["word3"][0], new)
+    np.testing.assert_array_equal(result.outputs["word5"][0], other)
+    assert result.counters["mem_reads"]["mem_w0"] == 2
+    assert result.counters["mem_writes"]["mem_w0"] == 2
+    assert result.cycles == b.predicted_cycles()
 
 
 def test_gather_and_scatter_use_per_lane_offsets():
@@ -152,6 +193,45 @@ def test_mxm_matmul_with_accumulation_and_double_buffering():
     assert result.counters["macs"] == 6 * L * L
     assert result.counters["mxm_lw_rows"]["mxm0"] == 2 * L
     assert result.cycles == st.builder.predicted_cycles()
+
+
+@pytest.mark.parametrize("name", ["ecp5", "sim"])
+def test_abco_emits_the_sum_it_writes(name):
+    """ABCO.acc adds like ABC.acc and puts the new sum on its group ``latency(ABC)`` after
+    issue; an ACC of the entry afterwards reads the same sum."""
+    config = PRESETS[name]
+    L = config.lanes
+    rng = np.random.default_rng(6)
+    W = rand_i8(rng, L, L)
+    X = rand_i8(rng, 2, L)
+    st = Staging(config)
+    b = st.builder
+    t = load_weights(st, W, 0, 20)
+    b.place("mxm0", t, Instruction(Opcode.IW))
+    outer = f"mem_w{config.mem_slices_per_hemisphere - 1}"
+    slices = ["mem_e0", "mem_e1", "mem_e2", "mem_e3"]
+    out_addr = 1 << config.offset_bits
+    dst = stream_code(Direction.EAST, 4)
+    for i, x in enumerate(X):
+        code = st.feed([outer], x, DType.I8, "mxm0", t + 1 + i, bank=1, offset=i, stream=4)
+        op = Opcode.ABC if i == 0 else Opcode.ABCO
+        fields = {"dst": dst} if op is Opcode.ABCO else {}
+        b.place("mxm0", t + 1 + i, Instruction(op, addr=0, a=code, accumulate=i, **fields))
+    t_o = t + 2
+    for k, s in enumerate(slices):
+        b.place(s, b.arrival("mxm0", t_o, Opcode.ABCO, s),
+                Instruction(Opcode.WRITE, addr=out_addr, a=dst + k))
+    t_acc = t_o + latency(Opcode.ABC, config)
+    b.place("mxm0", t_acc, Instruction(Opcode.ACC, dst=dst, addr=0))
+    for k, s in enumerate(slices):
+        b.place(s, b.arrival("mxm0", t_acc, Opcode.ACC, s),
+                Instruction(Opcode.WRITE, addr=out_addr + 1, a=dst + k))
+    st.expect_output("y", slices, out_addr, 2, "int32")
+    result, _ = st.run()
+    want = X.sum(axis=0) @ W.T
+    np.testing.assert_array_equal(result.outputs["y"], [want, want])
+    assert result.counters["mxm_abc"]["mxm0"] == 2
+    assert result.cycles == b.predicted_cycles()
 
 
 def test_lw_into_the_shadow_buffer_does_not_change_the_installed_weights():

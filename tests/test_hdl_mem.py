@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""Tests of hdl/mem_tile.py: the MEM tile (one MEM slice's SRAM in one superlane tile).
+"""Tests of hdl/mem_tile.py: the MEM tile (one MEM slice's SRAM in one superlane tile), with
+READ, WRITE, RDWR, GATHER and SCATTER.
 
 The tile runs in Amaranth's simulator with stream inputs driven by the test. Every stream write
 (which register, which cycle, which bytes) and the final SRAM contents (read back through the
@@ -31,8 +32,8 @@ from openlpu.isa import Direction, Instruction, Opcode, encode, latency, stream_
 from sim_models.golden import GoldenModel
 
 PRESET_NAMES = ["ice40", "ecp5", "sim"]
-READS = (Opcode.READ, Opcode.GATHER)
-WRITES = (Opcode.WRITE, Opcode.SCATTER)
+READS = (Opcode.READ, Opcode.GATHER, Opcode.RDWR)
+WRITES = (Opcode.WRITE, Opcode.SCATTER, Opcode.RDWR)
 
 
 # --- reference model ---------------------------------------------------------------------------
@@ -73,8 +74,8 @@ class RefMemTile:
     def _stream(code: int, e: np.ndarray, w: np.ndarray) -> np.ndarray:
         return (w if code >> 5 else e)[code & 31]
 
-    def _addrs(self, instr: Instruction, e, w) -> np.ndarray:
-        bank, off = divmod(instr.addr, self.words)
+    def _addrs(self, instr: Instruction, e, w, field: str = "addr") -> np.ndarray:
+        bank, off = divmod(getattr(instr, field), self.words)
         if instr.op in (Opcode.GATHER, Opcode.SCATTER):
             lo = self._stream(instr.b, e, w).astype(np.int64)
             hi = self._stream(instr.b + 1, e, w).astype(np.int64)
@@ -93,8 +94,10 @@ class RefMemTile:
             lat = latency(instr.op, self.config)
             self.writes.append(StreamWrite(t + lat - 1, instr.dst >> 5, instr.dst & 31, value))
             self.reads += 1
-        elif instr is not None and instr.op in WRITES:
-            new_pending.append((self._addrs(instr, e, w), self._stream(instr.a, e, w).copy()))
+        if instr is not None and instr.op in WRITES:
+            field = "waddr" if instr.op is Opcode.RDWR else "addr"
+            new_pending.append((self._addrs(instr, e, w, field),
+                                self._stream(instr.a, e, w).copy()))
             self.write_count += 1
         for addrs, data in self._pending:
             self.mem[addrs, lane] = data
@@ -208,7 +211,7 @@ def check_writes(config: ChipConfig, got: list, expected: list[StreamWrite]) -> 
 def random_instr(rng, config: ChipConfig, prev_write_bank: int | None, pool: list[int]):
     """A random MEM instruction; never a bank conflict with a write issued the cycle before."""
     streams, words = config.streams_per_direction, config.mem_words_per_bank
-    op = [Opcode.READ, Opcode.WRITE, Opcode.GATHER, Opcode.SCATTER][rng.integers(4)]
+    op = [Opcode.READ, Opcode.WRITE, Opcode.GATHER, Opcode.SCATTER, Opcode.RDWR][rng.integers(5)]
     addr = int(pool[rng.integers(len(pool))])
     if op in READS and prev_write_bank is not None and addr // words == prev_write_bank:
         addr ^= words  # same offset, other bank
@@ -217,6 +220,8 @@ def random_instr(rng, config: ChipConfig, prev_write_bank: int | None, pool: lis
         return stream_code(int(rng.integers(2)), int(rng.integers(streams // group)) * group)
 
     fields = {"addr": addr}
+    if op is Opcode.RDWR:  # sometimes the word it reads, else another from the pool
+        fields["waddr"] = addr if rng.random() < 0.3 else int(pool[rng.integers(len(pool))])
     if op in READS:
         fields["dst"] = code()
     if op in WRITES:
@@ -321,7 +326,9 @@ def run_random(config: ChipConfig, seed: int, cycles: int, *, full_dump: bool,
         instr = None
         if rng.random() >= idle_prob:
             instr = random_instr(rng, config, prev_bank, pool)
-        prev_bank = instr.addr // words if instr is not None and instr.op in WRITES else None
+        written = None if instr is None else (
+            instr.waddr if instr.op is Opcode.RDWR else instr.addr)
+        prev_bank = written // words if instr is not None and instr.op in WRITES else None
         plan.append((instr, int(rng.integers(0, 1 << 63)), e, w))
     lat = max(latency(op, config) for op in READS)
     tail = lat + 2
@@ -614,7 +621,8 @@ def golden_program(config: ChipConfig, seed: int, cycles: int):
             instr = instr.replace(a=present[rng.integers(3)])
         if instr.op in (Opcode.GATHER, Opcode.SCATTER):
             instr = instr.replace(b=stream_code(west, w_grp))
-        prev_bank = instr.addr // words if instr.op in WRITES else None
+        written = instr.waddr if instr.op is Opcode.RDWR else instr.addr
+        prev_bank = written // words if instr.op in WRITES else None
         b.place(target, t, instr)
         timetable[t] = instr
     program = Program(config_name=config.name, config_hash=config.config_hash,

@@ -1,8 +1,9 @@
 """Reservation tables: what a schedule has already promised, so the next promise cannot break it.
 
 The TSP has no interlocks, so a lowering pass must itself guarantee what the golden model
-checks (and what the hardware silently gets wrong): one instruction per queue per cycle, no
-bank read and written in one cycle, and every stream value still where its consumer reads it.
+checks (and what the hardware silently gets wrong): one instruction per queue per cycle (a MEM
+slice's ``READ`` and ``WRITE`` of one cycle issue as one ``RDWR``), no bank read and written in
+one cycle, and every stream value still where its consumer reads it.
 :class:`Reservations` records three kinds of claims and a :class:`Txn` adds a group of them
 all-or-nothing:
 
@@ -23,7 +24,7 @@ destroy a value still to be read (or be overwritten by a late write of the old v
 
 from __future__ import annotations
 
-from firmware.schedule import ScheduleBuilder
+from firmware.schedule import JOINS, ScheduleBuilder
 from openlpu.isa import Instruction, Opcode
 
 __all__ = ["Reservations", "Txn"]
@@ -77,7 +78,8 @@ class Txn:
     def __init__(self, res: Reservations):
         self.res = res
         self.slots: list[tuple[str, int, Instruction]] = []
-        self._slot_keys: set[tuple[str, int]] = set()
+        # (queue, cycle) -> the opcode claimed there; a READ and a WRITE share a MEM slot
+        self._slot_keys: dict[tuple[str, int], list[Opcode]] = {}
         self.cells: list[tuple[tuple[int, int, int], int, int]] = []
         self.banks: list[tuple[tuple[str, int, str], int]] = []
         self._bank_keys: dict[tuple[str, int, str], int] = {}
@@ -91,8 +93,11 @@ class Txn:
     def rollback(self, mark: tuple[int, int, int]) -> None:
         """Forget every claim made after ``mark``."""
         ns, nc, nb = mark
-        for queue, cycle, _ in self.slots[ns:]:
-            self._slot_keys.discard((queue, cycle))
+        for queue, cycle, instr in self.slots[ns:]:
+            ops = self._slot_keys[(queue, cycle)]
+            ops.remove(instr.op)
+            if not ops:
+                del self._slot_keys[(queue, cycle)]
         del self.slots[ns:]
         del self.cells[nc:]
         for key, _ in self.banks[nb:]:
@@ -102,16 +107,21 @@ class Txn:
     # --- claims ------------------------------------------------------------------------------
 
     def slot(self, queue: str, cycle: int, instr: Instruction) -> bool:
-        """Issue ``instr`` on ``queue`` in ``cycle``."""
-        if (cycle < self.res.floor or (queue, cycle) in self._slot_keys
-                or self.res.builder.busy(queue, cycle)):
+        """Issue ``instr`` on ``queue`` in ``cycle`` (a MEM slice's ``READ`` and ``WRITE`` may
+        share a cycle: they issue as one ``RDWR``)."""
+        op = instr.op
+        if cycle < self.res.floor or not self.res.builder.free_for(queue, cycle, op):
+            return False
+        mine = self._slot_keys.get((queue, cycle))
+        if mine is not None and (len(mine) > 1 or JOINS.get(mine[0]) is not op
+                                 or self.res.builder.busy(queue, cycle)):
             return False
         if instr.op is Opcode.WRITE and self.res.fences:
             fence = self.res.fences.get((queue, instr.addr))
             if fence is not None and cycle + 1 <= fence:
                 return False
         self.slots.append((queue, cycle, instr))
-        self._slot_keys.add((queue, cycle))
+        self._slot_keys.setdefault((queue, cycle), []).append(op)
         return True
 
     def free(self, queue: str, cycle: int) -> bool:
