@@ -306,8 +306,9 @@ def test_layer_split_into_programs_that_fit_the_queues(llama):
 def test_matmul_utilization_at_seq_equal_lanes(tmp_path):
     """A Llama layer whose matmuls span several tiles (hidden 32, FFN 64, head_dim 16), 16
     tokens = ecp5's lanes: bit exact, cycle exact, and once a matmul's inputs arrive its
-    plane does useful MACs in at least a quarter of the cycles (0.29-0.34 measured; a floor
-    against a placement that leaves the planes idle, not a timing target)."""
+    plane does useful MACs in over a third of the cycles (0.29-0.34 measured with ACC, 0.42
+    with ABCO; o.acc 0.50: a floor against a placement that leaves the planes idle, not a
+    timing target)."""
     layer, x = random_llama(tmp_path, dict(hidden_size=32, num_heads=2, num_kv_heads=1,
                                            intermediate_size=64, head_dim=16), 16)
     _, trace = layer.forward(x, layer.new_cache())
@@ -317,7 +318,7 @@ def test_matmul_utilization_at_seq_equal_lanes(tmp_path):
     assert set(util) == {"q.acc", "k.acc", "v.acc", "attn.scores", "attn.ctx.acc", "o.acc",
                          "gate.acc", "up.acc", "down.acc", "all"}
     assert all(0 < u <= 1 for u in util.values())
-    assert util["all"] >= 0.25 and util["o.acc"] >= 0.5
+    assert util["all"] >= 0.35 and util["o.acc"] >= 0.45
     assert util["all"] > lowered.mxm_utilization
 
 
