@@ -43,10 +43,10 @@ from openlpu.hostmap import (
     SRAM_BASE,
     HostMap,
 )
-from openlpu.isa import Opcode
+from openlpu.isa import MEM_READ_OPS, MEM_WRITE_OPS, MXM_PRODUCT_OPS
 
 from .icu import Icu
-from .instruction import instruction_layout, latency_table
+from .instruction import instruction_layout, latency_table, opcode_in
 from .mem_tile import MemTile
 from .mxm_plane import MxmPlane
 from .streams import stream_bank
@@ -289,16 +289,13 @@ class Chip(wiring.Component):
         mem_queues = [queue_of[s.name] for s in cfg.mem_slice_list]
         for qi in mem_queues:
             op = icus[qi].instr.opcode
-            counter(f"reads_{queues[qi].name}", icus[qi].issue
-                    & ((op == Opcode.READ) | (op == Opcode.GATHER) | (op == Opcode.RDWR)))
+            counter(f"reads_{queues[qi].name}", icus[qi].issue & opcode_in(op, MEM_READ_OPS))
         for qi in mem_queues:
             op = icus[qi].instr.opcode
-            counter(f"writes_{queues[qi].name}", icus[qi].issue
-                    & ((op == Opcode.WRITE) | (op == Opcode.SCATTER) | (op == Opcode.RDWR)))
+            counter(f"writes_{queues[qi].name}", icus[qi].issue & opcode_in(op, MEM_WRITE_OPS))
         for plane in range(cfg.mxm_planes):
             icu = icus[queue_of[f"mxm{plane}"]]
-            op = icu.instr.opcode
-            counter(f"abc_mxm{plane}", icu.issue & ((op == Opcode.ABC) | (op == Opcode.ABCO)))
+            counter(f"abc_mxm{plane}", icu.issue & opcode_in(icu.instr.opcode, MXM_PRODUCT_OPS))
         assert len(counters) == len(hm.counter_names)
 
         # --- host bus: writes -------------------------------------------------------------------

@@ -7,12 +7,12 @@ fields without restating a number. Fields overlap where the ISA lets them (no op
 
 from __future__ import annotations
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Cat, Value, signed, unsigned
 from amaranth.lib import data
 
 from openlpu.isa import FIELDS, WORD_BITS, Opcode
 
-__all__ = ["instruction_layout", "stream_code_layout", "latency_table"]
+__all__ = ["instruction_layout", "stream_code_layout", "latency_table", "opcode_in"]
 
 
 def stream_code_layout() -> data.StructLayout:
@@ -34,6 +34,12 @@ def instruction_layout() -> data.FlexibleLayout:
             shape = signed(f.width) if f.signed else unsigned(f.width)
         fields[f.name] = data.Field(shape, f.lsb)
     return data.FlexibleLayout(WORD_BITS, fields)
+
+
+def opcode_in(opcode, ops) -> Value:
+    """1 when the ``opcode`` field (an :class:`~openlpu.isa.Opcode` view) is one of ``ops``
+    (a set from :mod:`openlpu.isa`, e.g. ``MEM_READ_OPS``)."""
+    return Cat(*(opcode == op for op in sorted(ops, key=lambda o: o.value))).any()
 
 
 def latency_table(config) -> dict[Opcode, int]:

@@ -30,9 +30,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from openlpu.config import ChipConfig
-from openlpu.isa import Opcode, latency
+from openlpu.isa import MEM_READ_OPS, MEM_WRITE_OPS, Opcode, latency
 
-from .instruction import instruction_layout, stream_code_layout
+from .instruction import instruction_layout, opcode_in, stream_code_layout
 from .streams import StreamTileSignature, lane_vector
 
 __all__ = ["MemTile"]
@@ -141,8 +141,8 @@ class MemTile(wiring.Component):
         d_mapped = Signal()  # GATHER or SCATTER: per-lane offsets from the map group b
         d_rdwr = op == Opcode.RDWR  # a READ of addr and a WRITE of waddr
         m.d.comb += [
-            d_read.eq(self.issue & ((op == Opcode.READ) | (op == Opcode.GATHER) | d_rdwr)),
-            d_write.eq(self.issue & ((op == Opcode.WRITE) | (op == Opcode.SCATTER) | d_rdwr)),
+            d_read.eq(self.issue & opcode_in(op, MEM_READ_OPS)),
+            d_write.eq(self.issue & opcode_in(op, MEM_WRITE_OPS)),
             d_mapped.eq((op == Opcode.GATHER) | (op == Opcode.SCATTER)),
         ]
         d_bank = instr.addr[obits]

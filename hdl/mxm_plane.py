@@ -61,9 +61,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from openlpu.config import ChipConfig
-from openlpu.isa import DType, Opcode, latency
+from openlpu.isa import MXM_PRODUCT_OPS, DType, Opcode, latency
 
-from .instruction import instruction_layout
+from .instruction import instruction_layout, opcode_in
 from .skew import delay, reskew, stagger
 from .streams import StreamChipSignature, lane_vector
 
@@ -190,8 +190,7 @@ class MxmPlane(wiring.Component):
         group = ACC_TYPE.nbytes
 
         # --- ABC counter (superlane-0 issue) -------------------------------------------------
-        is_abc0 = self.issue & ((self.instr.opcode == Opcode.ABC)
-                                | (self.instr.opcode == Opcode.ABCO))
+        is_abc0 = self.issue & opcode_in(self.instr.opcode, MXM_PRODUCT_OPS)
         with m.If(self.clear):
             m.d.sync += self.abc_count.eq(0)
         with m.Elif(is_abc0 & (self.abc_count != (1 << COUNTER_BITS) - 1)):

@@ -52,7 +52,7 @@ __all__ = [
     "stream_parts", "stream_name", "validate", "unit_for_slice", "STEP_FIELD_RANGE",
     "OPS_BY_NAME", "VXM_SPECIAL", "operand_dtype", "group_width", "stream_fields",
     "check_queue_program", "SPECIAL_FUNCTION_QUEUE", "VXM_MULTIPLY", "missing_feature",
-    "vxm_alu_index", "MXM_PRODUCT_OPS",
+    "vxm_alu_index", "MXM_PRODUCT_OPS", "MEM_READ_OPS", "MEM_WRITE_OPS",
 ]
 
 WORD_BITS = 64
@@ -313,6 +313,9 @@ _UN = (("dst", _S), ("a", _S))
 
 #: The opcodes that run the array (``W @ x`` into an accumulator): what utilisation counts.
 MXM_PRODUCT_OPS = frozenset({Opcode.ABC, Opcode.ABCO})
+#: The MEM opcodes that read a bank in their issue cycle / write one in the next.
+MEM_READ_OPS = frozenset({Opcode.READ, Opcode.GATHER, Opcode.RDWR})
+MEM_WRITE_OPS = frozenset({Opcode.WRITE, Opcode.SCATTER, Opcode.RDWR})
 
 _SPECS = [
     _icu(Opcode.END, (), "end of this queue's program"),
