@@ -28,6 +28,7 @@ from amaranth.hdl import (
     ResetInserter,
     ResetSignal,
     Signal,
+    signed,
 )
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -60,14 +61,14 @@ __all__ = ["CORE", "Chip"]
 CORE = "core"
 
 
-def _max(m: Module, values, width: int):
+def _max(m: Module, values, shape):
     """Maximum of ``values`` as a balanced tree, each node its own signal (an expression that
     reused a sub-expression twice per level would be emitted as an exponential tree)."""
     level = list(values)
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
-            node = Signal(width)
+            node = Signal(shape)
             a, b = level[i], level[i + 1]
             m.d.comb += node.eq(Mux(a > b, a, b))
             nxt.append(node)
@@ -129,7 +130,6 @@ class Chip(wiring.Component):
         cfg = self.config
         hm = self.hostmap
         sl, lps, ns = cfg.superlanes, cfg.lanes_per_superlane, cfg.streams_per_direction
-        lat = latency_table(cfg)
         queues = cfg.queues
 
         # --- run control ----------------------------------------------------------------------
@@ -137,7 +137,11 @@ class Chip(wiring.Component):
         done = Signal()
         deadlock = Signal()
         cycles = Signal(64)
-        d_reg = Signal(64)  # D so far (events of earlier cycles)
+        # D - cycles, D over the events of earlier cycles: see "end of run" below
+        lat = latency_table(cfg)
+        floor = 1 - sl
+        rel_shape = signed(max(max(lat.values()), sl).bit_length() + 2)
+        d_rel = Signal(rel_shape)
         # START and CLEAR are registered: the bus write in cycle c raises them in cycle c + 1
         # (chip cycle -1). Decoded combinationally they would put every unit's reset, and so
         # all of its next-state logic, on a path from the chip's input ports, which Verilator
@@ -243,34 +247,42 @@ class Chip(wiring.Component):
                         m.d.sync += regs[k][p][i].eq(nxt)
 
         # --- end of run -----------------------------------------------------------------------
+        # D is the first cycle by which every issued instruction's latency has elapsed (an
+        # issue in cycle c counts c + latency, a NOTIFY c + 1, the last END c + 1). It is kept
+        # relative to the next cycle, D - (cycles + 1), and clipped below at 1 - superlanes:
+        # both tests only ask whether it is <= 1 - superlanes or <= 0. A few bits wide, the
+        # maximum over the queues stays off the critical path, where absolute 64-bit event
+        # times put a 64-bit adder per queue and a 64-bit maximum tree (20 MHz on an ECP5).
         events = []
         for icu in icus:
-            op_lat = Signal(8)
+            op_lat = Signal(rel_shape)
             with m.Switch(icu.instr.opcode):
                 for op, value in lat.items():
                     with m.Case(op):
-                        m.d.comb += op_lat.eq(value)
-            ev = Signal(64)
-            m.d.comb += ev.eq(Mux(icu.issue, cycles + op_lat,
-                                  Mux(icu.notify, cycles + 1, 0)))
+                        m.d.comb += op_lat.eq(value - 1)
+                with m.Default():  # not an ISA opcode: counts as latency 0
+                    m.d.comb += op_lat.eq(-1)
+            ev = Signal(rel_shape)
+            m.d.comb += ev.eq(Mux(icu.issue, op_lat, Mux(icu.notify, 0, floor)))
             events.append(ev)
         ended_now = Cat(icu.ended for icu in icus).all()
         parked_or_ended = Cat(icu.ended | icu.parked for icu in icus).all()
         any_parked = Cat(icu.parked for icu in icus).any()
-        # the cycle in which the last queue ends counts +1 (the END cycle itself)
-        end_event = Signal(64)
+        end_event = Signal(rel_shape)
         ended_prev = Signal()
         m.d.sync += ended_prev.eq(ended_now)
-        m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, cycles + 1, 0))
-        d_now = Signal(64)
-        m.d.comb += d_now.eq(_max(m, [d_reg, end_event] + events, 64))
+        m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, 0, floor))
+        aged = Signal(rel_shape)
+        m.d.comb += aged.eq(Mux(d_rel > floor, d_rel - 1, floor))
+        d_now = Signal(rel_shape)  # D - (cycles + 1), clipped
+        m.d.comb += d_now.eq(_max(m, [aged, end_event] + events, rel_shape))
         with m.If(start):
-            m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_reg.eq(0), ended_prev.eq(0)]
+            m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_rel.eq(0), ended_prev.eq(0)]
         with m.Elif(busy):
-            m.d.sync += [cycles.eq(cycles + 1), d_reg.eq(d_now)]
-            with m.If(ended_now & (cycles + 1 >= d_now + (sl - 1))):
+            m.d.sync += [cycles.eq(cycles + 1), d_rel.eq(d_now)]
+            with m.If(ended_now & (d_now == floor)):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-            with m.Elif(parked_or_ended & any_parked & ~notify_any & (cycles + 1 >= d_now)):
+            with m.Elif(parked_or_ended & any_parked & ~notify_any & (d_now <= 0)):
                 m.d.sync += [busy.eq(0), deadlock.eq(1)]
 
         # --- performance counters (cleared by CLEAR and rst only) -------------------------------

@@ -370,10 +370,47 @@ def test_the_docs_table_is_written_between_its_markers():
     assert "over: LUT4 574 %; FF 114 %; SB_MAC16 2050 %; SB_RAM40_4K 200 %" in lines[3]
     assert "counts from yosys" in lines[3]
     assert lines[4].endswith("| nextpnr did not finish within 3600 s |")
-    assert "ice40 `chip_c10cc9c6_071c05d1b6af.v`" in lines[-1]
+    assert "ice40 on ice40-up5k `chip_c10cc9c6_071c05d1b6af.v`" in lines[-1]
 
     doc = f"intro\n{table.BEGIN}\nold table\n{table.END}\nafter\n"
     assert table.replace_between(doc, table.BEGIN, table.END, "new") == (
         f"intro\n{table.BEGIN}\nnew\n{table.END}\nafter\n")
     with pytest.raises(ValueError, match="markers"):
         table.replace_between("no markers", table.BEGIN, table.END, "new")
+
+
+def test_a_row_measured_alone_keeps_the_other_rows_of_the_table():
+    old = ("\n| config | target | fits | x |\n|---|---|---|---|\n"
+           "| ice40 | ice40-up5k | **no** | up5k row |\n| ecp5 | ecp5-85f | **no** | 85f row |\n"
+           "\nRTL: ecp5 `chip_e6_aa.v`, ice40 `chip_c1_aa.v` (config hash, RTL source hash); "
+           "tools: Yosys 0.70.\n")
+    new = {**_not_fit_result().to_dict(), "target": "ecp5-85f", "fits": True,
+           "stage": "nextpnr", "over": [], "fmax_mhz": 14.2, "verilog": "chip_c1_bb.v",
+           "tools": {"nextpnr": "nextpnr-0.11.1"}}
+    merged = table.merge_table(old, table.markdown([new])).splitlines()
+    assert [ln.split(" | ")[:2] for ln in merged[2:5]] == [
+        ["| ice40", "ice40-up5k"], ["| ecp5", "ecp5-85f"], ["| ice40", "ecp5-85f"]]
+    assert "| 14.2 |" in merged[4]
+    assert merged[-1] == (
+        "RTL: ecp5 on ecp5-85f `chip_e6_aa.v`, ice40 on ecp5-85f `chip_c1_bb.v`, ice40 on "
+        "ice40-up5k `chip_c1_aa.v` (config hash, RTL source hash); tools: Yosys 0.70, "
+        "nextpnr-0.11.1.")
+    # measuring the same row again replaces it
+    again = table.merge_table("\n".join(merged), table.markdown([{**new, "fmax_mhz": 15.0}]))
+    assert again.count("| ice40 | ecp5-85f |") == 1 and "| 15.0 |" in again
+
+
+def test_the_unit_table_names_each_units_fmax_and_critical_path():
+    r = {**_not_fit_result().to_dict(), "target": "ecp5-85f", "top": "icu", "fits": True,
+         "stage": "nextpnr", "over": [], "luts": 838, "ffs": 454, "dsps": 0, "brams": 2,
+         "fmax_mhz": 59.79, "verilog": "icu_c1_aa.v",
+         "critical_path": {"delay_ns": 16.7, "logic_ns": 7.8, "routing_ns": 8.9,
+                           "from_cell": "dut.mem.0.1", "to_cell": "dut.mem.0.0"}}
+    lines = table.units_markdown(
+        [r, {"config": "ice40", "target": "ecp5-85f", "top": "vxm", "error": "timeout"}]
+    ).splitlines()
+    assert lines[0] == "**ice40 on ecp5-85f**, each unit placed and routed alone"
+    assert lines[4] == ("| icu | 838 | 454 | 0 | 2 | 59.8 | 16.7 ns (7.8 + 8.9) "
+                        "| `dut.mem.0.1` | `dut.mem.0.0` |")
+    assert lines[5] == "| vxm | | | | | | timeout | | |"
+    assert lines[-1] == "RTL: `icu_c1_aa.v`."

@@ -5,9 +5,12 @@
 :data:`BEGIN` and :data:`END` in docs/fpga.md with a markdown table of the results. Designs that
 yosys already finds too large are reported from yosys' counts without place and route.
 ``--reuse`` takes a run's ``result.json`` from its output directory instead of running it again
-(whatever RTL it was measured on: the table names the RTL source hash of every row).
-``--breakdown`` adds, per config and target, the resources per instance from a hierarchical
-yosys run (``openlpu synth --hierarchy``).
+(whatever RTL it was measured on: the table names the RTL source hash of every row). Rows of
+the table that a run does not measure are kept, so one long row can be added or re-measured
+alone. ``--breakdown`` adds, per config and target, the resources per instance from a
+hierarchical yosys run (``openlpu synth --hierarchy``); ``--units`` the resources, Fmax and
+critical path of each unit placed and routed on its own, which shows where the chip's Fmax is
+lost.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from openlpu.config import PRESETS, get_config
 from .devices import DEVICES, get_device
 from .synth import DoesNotFit, SynthError, SynthResult, synthesize
 
-__all__ = ["BEGIN", "END", "breakdown_markdown", "main", "markdown", "replace_between",
-           "run_one"]
+__all__ = ["BEGIN", "END", "breakdown_markdown", "main", "markdown", "merge_table",
+           "replace_between", "run_one", "units_markdown"]
 
 BEGIN = "<!-- openlpu-fpga-table: begin (python -m openlpu.fpga.table) -->"
 END = "<!-- openlpu-fpga-table: end -->"
 BREAKDOWN_BEGIN = "<!-- openlpu-fpga-breakdown: begin (python -m openlpu.fpga.table) -->"
 BREAKDOWN_END = "<!-- openlpu-fpga-breakdown: end -->"
+UNITS_BEGIN = "<!-- openlpu-fpga-units: begin (python -m openlpu.fpga.table) -->"
+UNITS_END = "<!-- openlpu-fpga-units: end -->"
+_RTL_PREFIX = "RTL: "
 
 
 def _cell(r: dict, res: str) -> str:
@@ -70,14 +76,88 @@ def markdown(rows: list[dict]) -> str:
             + f" | {fmax} | {sec.get('yosys', 0):.0f} | "
             + (f"{sec['nextpnr']:.0f}" if "nextpnr" in sec else "-")
             + f" | {', '.join(notes)} |")
-    rtl = sorted({(r["config"], r["verilog"]) for r in rows if r.get("verilog")})
-    if rtl:
-        lines.append("")
-        lines.append("RTL: " + ", ".join(f"{c} `{v}`" for c, v in rtl)
-                     + " (config hash, RTL source hash); tools: "
-                     + ", ".join(sorted({v for r in rows for k, v in r.get("tools", {}).items()
-                                         if k in ("yosys", "nextpnr") and v})) + ".")
-    return "\n".join(lines)
+    rtl = {(r["config"], r["target"]): r["verilog"] for r in rows if r.get("verilog")}
+    tools = {v for r in rows for k, v in r.get("tools", {}).items()
+             if k in ("yosys", "nextpnr") and v}
+    return "\n".join(lines + _rtl_line(rtl, tools))
+
+
+_RTL_SUFFIX = " (config hash, RTL source hash); tools: "
+
+
+def _rtl_line(rtl: dict[tuple[str, str], str], tools: set[str]) -> list[str]:
+    if not rtl:
+        return []
+    return ["", _RTL_PREFIX + ", ".join(f"{c} on {t} `{v}`" for (c, t), v in sorted(rtl.items()))
+            + _RTL_SUFFIX + ", ".join(sorted(tools)) + "."]
+
+
+def _row_key(line: str) -> tuple[str, str] | None:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return (cells[0], cells[1]) if line.startswith("| ") and len(cells) > 2 else None
+
+
+def merge_table(old: str, new: str) -> str:
+    """The table ``new`` (of :func:`markdown`) with the rows of ``old`` it does not measure.
+
+    A row is keyed by its config and target. Kept rows come first, in their old order, and
+    the RTL line names the RTL file of every row; a row of ``new`` replaces the old row of
+    its key.
+    """
+    new_lines = new.splitlines()
+    head, new_rows = new_lines[:2], [ln for ln in new_lines[2:] if _row_key(ln)]
+    measured = {_row_key(ln) for ln in new_rows}
+    old_rows = [ln for ln in old.splitlines()
+                if _row_key(ln) not in (None, ("config", "target"), *measured)]
+    rtl: dict[tuple[str, str], str] = {}
+    tools: set[str] = set()
+    for lines, rows in ((old.splitlines(), old_rows), (new_lines, new_rows)):
+        keys = [_row_key(ln) for ln in rows]
+        for line in lines:
+            if not line.startswith(_RTL_PREFIX):
+                continue
+            body, _, tail = line[len(_RTL_PREFIX):].partition(_RTL_SUFFIX)
+            for entry in body.split(", "):
+                name, _, file = entry.rpartition(" ")
+                # "config on target `file`", or "config `file`" for every row of the config
+                for key in keys:
+                    if name in (key[0], f"{key[0]} on {key[1]}"):
+                        rtl[key] = file.strip("`")
+            tools.update(t for t in tail.rstrip(".").split(", ") if t)
+    return "\n".join(head + old_rows + new_rows + _rtl_line(rtl, tools))
+
+
+def units_markdown(results: list[dict]) -> str:
+    """Markdown table of per-unit runs: resources, Fmax and what the critical path crosses."""
+    out = []
+    for config, target in dict.fromkeys((r["config"], r["target"]) for r in results):
+        labels = get_device(target).family.labels
+        out.append(f"**{config} on {target}**, each unit placed and routed alone\n")
+        out.append("| unit | " + " | ".join(labels[k] for k in ("luts", "ffs", "dsps", "brams"))
+                   + " | Fmax MHz | critical path (logic + routing) | from | to |")
+        out.append("|---|---:|---:|---:|---:|---:|---|---|---|")
+        for r in results:
+            if (r["config"], r["target"]) != (config, target):
+                continue
+            if "fits" not in r:
+                out.append(f"| {r['top']} | | | | | | {r['error']} | | |")
+                continue
+            cp = r.get("critical_path") or {}
+            fmax = f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") is not None else "-"
+            path = (f"{cp['delay_ns']:.1f} ns ({cp['logic_ns']:.1f} + {cp['routing_ns']:.1f})"
+                    if cp else "-")
+            out.append(f"| {r['top']} | " + " | ".join(
+                f"{r[k]:,}" if r.get(k) is not None else "-"
+                for k in ("luts", "ffs", "dsps", "brams"))
+                + f" | {fmax} | {path} | `{cp.get('from_cell', '-')}` "
+                  f"| `{cp.get('to_cell', '-')}` |")
+        verilog = sorted({r["verilog"] for r in results if r.get("verilog")
+                          and (r["config"], r["target"]) == (config, target)})
+        if verilog:
+            out.append("")
+            out.append("RTL: " + ", ".join(f"`{v}`" for v in verilog) + ".")
+        out.append("")
+    return "\n".join(out).rstrip()
 
 
 def breakdown_markdown(results: list[dict]) -> str:
@@ -117,15 +197,16 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
 
 def run_one(config_name: str, target: str, verilog, *, reuse: bool,
             hierarchy: bool = False, timeout_s: float | None = None, progress=None,
-            router: str | None = None) -> dict:
+            router: str | None = None, top: str = "chip") -> dict:
     """One table row: a :meth:`SynthResult.to_dict`, reused or measured.
 
-    ``verilog()`` returns the chip's Verilog (from :func:`hdl.verilog.cached_verilog`); with
-    ``reuse`` an earlier ``result.json`` of the same options is taken whatever RTL it was
-    measured on (the table names the RTL of every row).
+    ``verilog()`` returns the chip's Verilog (from :func:`hdl.verilog.cached_verilog`), or
+    ``verilog`` is None and ``top``'s Verilog comes from the cache; with ``reuse`` an earlier
+    ``result.json`` of the same options is taken whatever RTL it was measured on (the table
+    names the RTL of every row).
     """
     config = get_config(config_name)
-    out = Path("build/fpga") / f"{config.name}-{target}-chip{'-hier' if hierarchy else ''}"
+    out = Path("build/fpga") / f"{config.name}-{target}-{top}{'-hier' if hierarchy else ''}"
     saved = out / "result.json"
     if reuse and saved.exists():
         old = json.loads(saved.read_text())
@@ -134,13 +215,15 @@ def run_one(config_name: str, target: str, verilog, *, reuse: bool,
                 progress(f"reusing {saved} ({old.get('verilog')})")
             return old
     try:
-        result: SynthResult = synthesize(config, target, out_dir=out, hierarchy=hierarchy,
-                                         timeout_s=timeout_s, progress=progress,
-                                         verilog=verilog(), router=router)
+        result: SynthResult = synthesize(config, target, top=top, out_dir=out,
+                                         hierarchy=hierarchy, timeout_s=timeout_s,
+                                         progress=progress,
+                                         verilog=verilog() if verilog else None,
+                                         router=router)
     except DoesNotFit as e:
         result = e.result
     except SynthError as e:
-        return {"config": config.name, "target": target, "error": str(e)}
+        return {"config": config.name, "target": target, "top": top, "error": str(e)}
     return result.to_dict()
 
 
@@ -164,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="reuse earlier result.json files instead of running again")
     p.add_argument("--breakdown", nargs="*", metavar="CONFIG:TARGET",
                    help="per-instance tables (hierarchical yosys runs) for these pairs")
+    p.add_argument("--units", nargs="*", metavar="CONFIG:TARGET",
+                   help="per-unit tables (each unit placed and routed alone) for these pairs")
     p.add_argument("--timeout", type=float, metavar="SEC", help="stop a tool after SEC s")
     p.add_argument("--router", choices=["router1", "router2"], default="router2",
                    help="nextpnr router on ECP5 targets (default router2: router1 took over "
@@ -173,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(line: str):
         print(line, file=sys.stderr, flush=True)
 
-    from hdl.verilog import cached_verilog
+    from hdl.verilog import UNITS, cached_verilog
 
     # One Verilog file per config for every run of this table, even if the RTL sources change
     # meanwhile: the rows stay comparable and the ECP5 targets share one yosys netlist.
@@ -194,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pairs = [_pair(p) for p in args.pairs] or [(c, t) for c in args.configs
                                                  for t in args.targets]
+    if args.units is not None and not args.pairs:
+        pairs = []  # only the unit tables
     rows = []
     for name, target in pairs:
         progress(f"== {name} on {target}")
@@ -201,7 +288,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_one(name, target, lambda n=name: verilog_of(n), reuse=args.reuse,
                             timeout_s=args.timeout, progress=progress, router=router))
     docs = Path(args.docs)
-    text = replace_between(docs.read_text(), BEGIN, END, markdown(rows))
+    text = docs.read_text()
+    body = markdown(rows)
+    if args.pairs:
+        i = text.find(BEGIN)
+        body = merge_table(text[i + len(BEGIN):text.find(END)] if i >= 0 else "", body)
+    if rows:
+        text = replace_between(text, BEGIN, END, body)
     if args.breakdown:
         results = []
         for name, target in map(_pair, args.breakdown):
@@ -213,8 +306,18 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(r)
         text = replace_between(text, BREAKDOWN_BEGIN, BREAKDOWN_END,
                                breakdown_markdown(results))
+    if args.units:
+        results = []
+        for name, target in map(_pair, args.units):
+            router = args.router if get_device(target).family.name == "ecp5" else None
+            for unit in UNITS[1:]:
+                progress(f"== {name} on {target}, unit {unit}")
+                results.append(run_one(name, target, None, reuse=args.reuse, top=unit,
+                                       timeout_s=args.timeout, progress=progress,
+                                       router=router))
+        text = replace_between(text, UNITS_BEGIN, UNITS_END, units_markdown(results))
     docs.write_text(text)
-    print(markdown(rows))
+    print(body)
     return 0
 
 
