@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                                        router=router))
         text = replace_between(text, UNITS_BEGIN, UNITS_END, units_markdown(results))
     docs.write_text(text)
-    print(body)
+    if rows:
+        print(body)
     return 0
 
 
