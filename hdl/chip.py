@@ -252,7 +252,8 @@ class Chip(wiring.Component):
         # relative to the next cycle, D - (cycles + 1), and clipped below at 1 - superlanes:
         # both tests only ask whether it is <= 1 - superlanes or <= 0. A few bits wide, the
         # maximum over the queues stays off the critical path, where absolute 64-bit event
-        # times put a 64-bit adder per queue and a 64-bit maximum tree (20 MHz on an ECP5).
+        # times put a 64-bit adder per queue and a 64-bit maximum tree (a one-lane chip: 20 MHz
+        # on an ECP5, 31 MHz now).
         events = []
         for icu in icus:
             op_lat = Signal(rel_shape)

@@ -35,6 +35,7 @@ BREAKDOWN_END = "<!-- openlpu-fpga-breakdown: end -->"
 UNITS_BEGIN = "<!-- openlpu-fpga-units: begin (python -m openlpu.fpga.table) -->"
 UNITS_END = "<!-- openlpu-fpga-units: end -->"
 _RTL_PREFIX = "RTL: "
+_RTL_SUFFIX = " (config hash, RTL source hash); tools: "
 
 
 def _cell(r: dict, res: str) -> str:
@@ -81,8 +82,6 @@ def markdown(rows: list[dict]) -> str:
              if k in ("yosys", "nextpnr") and v}
     return "\n".join(lines + _rtl_line(rtl, tools))
 
-
-_RTL_SUFFIX = " (config hash, RTL source hash); tools: "
 
 
 def _rtl_line(rtl: dict[tuple[str, str], str], tools: set[str]) -> list[str]:
