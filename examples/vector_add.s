@@ -6,8 +6,9 @@
 ;   positions (ecp5):  ... mem_w0=5 | vxm=6 | mem_e0=7 | mem_e1=8 ...
 ;   READ  latency 2:   issued cycle 0 at mem_w0 -> present at 5 in cycle 2 -> at vxm in 3
 ;                      issued cycle 0 at mem_e0 -> present at 7 in cycle 2 -> at vxm in 3
-;   ADDS  latency 2:   issued cycle 3 at vxm    -> present at 6 in cycle 5 -> at mem_e1 in 7
-;   WRITE:             issued cycle 7 at mem_e1, reads E1 in that cycle
+;   ADDS  latency 4:   issued cycle 3 at vxm    -> present at 6 in cycle 7 -> at mem_e1 in 9
+;                      (2 on sim; ecp5 has the deep FPGA pipeline, vxm_deep_pipeline)
+;   WRITE:             issued cycle 9 at mem_e1, reads E1 in that cycle
 ;
 ; Each queue repeats its instruction 7 more times, one cycle apart, stepping the address.
 
@@ -28,7 +29,7 @@
     ADDS.i8 SUM, A, B
     REPEAT  N-1, 1
 .queue mem_e1
-    NOP     7
+    NOP     9
     WRITE   b1:0, SUM
     REPEAT  N-1, 1, 1
 

@@ -17,6 +17,11 @@ Pipeline (stage ``k`` computes in cycle ``t + k``):
   ``dtype`` bytes are written.
 * ``MUL`` and ``REQ`` share one signed 32 x 32 -> 64 multiplier in stage 1; ``MUL`` takes the
   low bits in stage 2, ``REQ`` shifts (round half up) in stage 2 and saturates in stage 3.
+  With ``vxm_deep_pipeline`` the ALU group registers its adders' and shifter's outputs after
+  stage 1 and finishes in stage 2; the multiplier's partial products are registered after
+  stage 1 and summed in stage 2, so ``MUL`` and ``REQ`` end a stage later; and every result
+  is registered once more before the stream write. The latencies in :mod:`openlpu.isa` are
+  each datapath's depth + 2 (``ADD`` 4, ``MUL`` 5, ``REQ`` 6).
 * the special functions run in one :class:`hdl.vxm_special.SpecialLane` per lane.
 
 Each latency ``L`` of a VXM opcode has its own pipeline of destination records (valid,
@@ -35,12 +40,13 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.instruction import instruction_layout, latency_table
+from hdl.multiplier import partial_products, sum_shifted
 from hdl.streams import StreamTileSignature
 from hdl.vxm_special import SPECIAL_OPS, SpecialLane, special_latencies
 from openlpu.config import ChipConfig
 from openlpu.isa import OPS, DType, Opcode, Unit
 
-__all__ = ["VxmAluTile", "ALU_OPS", "DATAPATH_DEPTH"]
+__all__ = ["VxmAluTile", "ALU_OPS", "datapath_depth"]
 
 #: Opcodes of the single-cycle ALU datapath (stage 1).
 ALU_OPS: tuple[Opcode, ...] = (
@@ -53,10 +59,16 @@ ALU_OPS: tuple[Opcode, ...] = (
 # Datapaths ("groups") of the tile and the stage in which each one's result is ready.
 _ALU, _MUL, _REQ, _SPECIAL = range(4)
 _GROUP_OPS = {_ALU: ALU_OPS, _MUL: (Opcode.MUL,), _REQ: (Opcode.REQ,), _SPECIAL: SPECIAL_OPS}
-#: Stage in which the ALU, MUL and REQ datapaths have their result (special functions:
-#: :data:`hdl.vxm_special.NATURAL_DEPTH`).
-DATAPATH_DEPTH = {"alu": 1, "mul": 2, "req": 3}
-_DEPTH = {_ALU: DATAPATH_DEPTH["alu"], _MUL: DATAPATH_DEPTH["mul"], _REQ: DATAPATH_DEPTH["req"]}
+
+
+def datapath_depth(config: ChipConfig) -> dict[str, int]:
+    """Stage in which the ALU, MUL and REQ datapaths have their result (special functions:
+    :func:`hdl.vxm_special.natural_depth`). The deep pipeline takes one stage more for each:
+    the ALU registers its adders' and shifter's outputs before rounding, saturation and the
+    result choice; the multiplier registers its partial products (:mod:`hdl.multiplier`)
+    before their sum."""
+    extra = 1 if config.vxm_deep_pipeline else 0
+    return {"alu": 1 + extra, "mul": 2 + extra, "req": 3 + extra}
 
 _COMPARE = {
     Opcode.CMPEQ: lambda a, b: a == b, Opcode.CMPNE: lambda a, b: a != b,
@@ -141,7 +153,9 @@ class VxmAluTile(wiring.Component):
                 f"that are not VXM opcodes: {extra or '-'}")
         table = latency_table(config)
         self._latency = {op: table[op] for op in vxm_ops}
-        for group, depth in _DEPTH.items():
+        depth_of = datapath_depth(config)
+        self._depth = {_ALU: depth_of["alu"], _MUL: depth_of["mul"], _REQ: depth_of["req"]}
+        for group, depth in self._depth.items():
             for op in _GROUP_OPS[group]:
                 if self._latency[op] < depth + 1:
                     raise ValueError(
@@ -220,9 +234,10 @@ class VxmAluTile(wiring.Component):
         op = [op0, stage_reg(1, "op", op0, Opcode)]
         dtype = [instr.dtype]
         shift = [instr.c.as_value()]  # REQ: c is a number 0..63, not a stream
-        for k in range(1, _DEPTH[_REQ] + 1):
+        req_depth = self._depth[_REQ]
+        for k in range(1, req_depth + 1):
             dtype.append(stage_reg(k, "dtype", dtype[-1], 2))
-            if k < _DEPTH[_REQ]:
+            if k < req_depth:
                 shift.append(stage_reg(k, "shift", shift[-1], 6))
         a1 = [stage_reg(1, f"a_{ln}", a0[ln], signed(32)) for ln in range(lanes)]
         b1 = [stage_reg(1, f"b_{ln}", b0[ln], signed(32)) for ln in range(lanes)]
@@ -233,13 +248,21 @@ class VxmAluTile(wiring.Component):
         ready[_ALU] = [self._alu(m, op[1], dtype[1], a1[ln], b1[ln], c1[ln], ln)
                        for ln in range(lanes)]
         if self.multiplier:
-            prod2 = [stage_reg(2, f"prod_{ln}", a1[ln] * b1[ln], signed(64))
-                     for ln in range(lanes)]
-            ready[_MUL] = [p[:32].as_signed() for p in prod2]
-            req3 = [stage_reg(3, f"req_{ln}", self._round_shift(p, shift[2]), signed(64))
-                    for ln, p in enumerate(prod2)]
-            ready[_REQ] = [_saturate(m, r, dtype[3], f"s3_req_sat_{ln}")
-                           for ln, r in enumerate(req3)]
+            mul = self._depth[_MUL]  # the stage that has the product
+            if cfg.vxm_deep_pipeline:  # partial products registered, then their sum
+                prod = []
+                for ln in range(lanes):
+                    parts = [(stage_reg(2, f"pp{k}_{ln}", pp, pp.shape()), offset)
+                             for k, (pp, offset) in enumerate(partial_products(a1[ln], b1[ln]))]
+                    prod.append(stage_reg(3, f"prod_{ln}", sum_shifted(parts), signed(64)))
+            else:
+                prod = [stage_reg(2, f"prod_{ln}", a1[ln] * b1[ln], signed(64))
+                        for ln in range(lanes)]
+            ready[_MUL] = [p[:32].as_signed() for p in prod]
+            req = [stage_reg(mul + 1, f"req_{ln}", self._round_shift(p, shift[mul]),
+                             signed(64)) for ln, p in enumerate(prod)]
+            ready[_REQ] = [_saturate(m, r, dtype[mul + 1], f"s{mul + 1}_req_sat_{ln}")
+                           for ln, r in enumerate(req)]
 
         special = []
         for ln in range(lanes if self.special else 0):
@@ -258,7 +281,7 @@ class VxmAluTile(wiring.Component):
             if group not in ready:  # MUL / REQ without the multiplier: refused opcodes
                 return [Const(0, signed(32)) for _ in range(lanes)]
             values = ready[group]
-            for k in range(_DEPTH[group] + 1, stage + 1):
+            for k in range(self._depth[group] + 1, stage + 1):
                 values = [stage_reg(k, f"g{group}_res_{ln}", v, signed(32))
                           for ln, v in enumerate(values)]
             return values
@@ -282,11 +305,13 @@ class VxmAluTile(wiring.Component):
             for k in range(1, lat):
                 rec = stage_reg(k, f"l{lat}_rec", rec, record)
             value = [Signal(signed(32), name=f"l{lat}_value_{ln}") for ln in range(lanes)]
+            # Made outside the Switch: a delay register made inside a Case would load only
+            # when its own result is due.
+            due = {g: result(g, lat - 1) for g in sorted(groups)}
             with m.Switch(rec.group):
                 for g in sorted(groups):
                     with m.Case(g):
-                        m.d.comb += [v.eq(r) for v, r in zip(value, result(g, lat - 1),
-                                                             strict=True)]
+                        m.d.comb += [v.eq(r) for v, r in zip(value, due[g], strict=True)]
             outputs.append((lat, rec, value))
 
         # ---- stream writes: later (shorter-latency) results are assigned last and win -------
@@ -354,6 +379,23 @@ class VxmAluTile(wiring.Component):
         m.d.comb += shift_in.eq(Cat(Const(0, 1), src, arith & a[31]).as_signed())
         shifted = Signal(signed(34), name=f"{name}_shifted")
         m.d.comb += shifted.eq(shift_in >> n)
+        if self._config.vxm_deep_pipeline:
+            # The adders, comparator and shifter above take one stage; rounding, saturation
+            # and the result choice below the next (datapath_depth "alu" = 2).
+            name = f"s2_alu{lane}"
+
+            def reg(value, part):
+                sig = Signal.like(value, name=f"{name}_{part}")
+                m.d.sync += sig.eq(value)
+                return sig
+            sum_, diff, neg, lt, eq, shifted = (reg(sum_, "sum"), reg(diff, "diff"),
+                                                reg(neg, "neg"), reg(lt, "lt"), reg(eq, "eq"),
+                                                reg(shifted, "shifted"))
+            a, b, c, dtype = reg(a, "a"), reg(b, "b"), reg(c, "c"), reg(dtype, "dtype")
+            op = reg(op, "op")
+            cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
+                   Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
+            out = Signal(signed(32), name=f"{name}_out")
         rounded = Signal(signed(34), name=f"{name}_rounded")
         m.d.comb += rounded.eq(shifted + 1)
         sat_in = Signal(signed(34), name=f"{name}_sat_in")

@@ -107,6 +107,13 @@ class ChipConfig:
     vxm_multiplier : bool
         Whether the VXM ALUs have the signed 32 x 32 multiplier of ``MUL`` and ``REQ``
         (default True: every ALU has one). Without it both opcodes are refused.
+    vxm_deep_pipeline : bool
+        Whether the VXM is pipelined for FPGA clock rates (default False): every wide
+        multiplier is split into registered 17-bit partial products (one FPGA multiplier each)
+        and their sum, long adder chains get a cycle of their own, and every result is
+        registered before the stream write. The results are the same; every VXM latency grows
+        (``ADD`` 2 -> 4, ``MUL`` 3 -> 5, ``EXP`` 6 -> 15, ``RSQRT`` 8 -> 29, see
+        :mod:`openlpu.isa`) and so do the flip-flops.
     """
 
     name: str
@@ -122,6 +129,7 @@ class ChipConfig:
     clock_mhz: float
     vxm_special_alus: int = 1
     vxm_multiplier: bool = True
+    vxm_deep_pipeline: bool = False
 
     def __post_init__(self):
         def need(field, ok, allowed):
@@ -161,9 +169,10 @@ class ChipConfig:
         need("vxm_special_alus", lambda v: isinstance(v, int), "an integer")
         need("vxm_special_alus", lambda v: 0 <= v <= self.vxm_alus_per_lane,
              f"0..vxm_alus_per_lane ({self.vxm_alus_per_lane})")
-        if not isinstance(self.vxm_multiplier, bool):
-            raise ConfigError(f"config {self.name!r}: field 'vxm_multiplier' must be true or "
-                              f"false, not {self.vxm_multiplier!r}")
+        for field in ("vxm_multiplier", "vxm_deep_pipeline"):
+            if not isinstance(getattr(self, field), bool):
+                raise ConfigError(f"config {self.name!r}: field {field!r} must be true or "
+                                  f"false, not {getattr(self, field)!r}")
         if self.lanes > MAX_LANES:
             raise ConfigError(f"config {self.name!r}: {self.lanes} lanes exceed {MAX_LANES}")
 
@@ -356,7 +365,8 @@ PRESETS: dict[str, ChipConfig] = {
     "ecp5": ChipConfig(
         name="ecp5", superlanes=2, lanes_per_superlane=8, streams_per_direction=8,
         mem_slices_per_hemisphere=4, mem_words_per_bank=1024, mxm_planes=1,
-        mxm_acc_depth=64, vxm_alus_per_lane=2, queue_depth=512, clock_mhz=100.0),
+        mxm_acc_depth=64, vxm_alus_per_lane=2, queue_depth=512, clock_mhz=100.0,
+        vxm_deep_pipeline=True),
     # Lattice iCE40 UP5K (iCEBreaker): 4 lanes, one 4x4 MXM plane; each lane of a slice is
     # one 512 x 8 EBR holding both banks (16 of the 30 EBRs). With 2 MEM slices per
     # hemisphere, int32 operands are assembled in the VXM rather than read in one cycle.
@@ -368,7 +378,8 @@ PRESETS: dict[str, ChipConfig] = {
     "ice40": ChipConfig(
         name="ice40", superlanes=1, lanes_per_superlane=4, streams_per_direction=4,
         mem_slices_per_hemisphere=2, mem_words_per_bank=256, mxm_planes=1,
-        mxm_acc_depth=16, vxm_alus_per_lane=1, queue_depth=64, clock_mhz=24.0),
+        mxm_acc_depth=16, vxm_alus_per_lane=1, queue_depth=64, clock_mhz=24.0,
+        vxm_deep_pipeline=True),
 }
 
 

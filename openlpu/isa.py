@@ -303,8 +303,18 @@ def _icu(op, operands, summary):
     return OpSpec(op, Unit.ICU, operands, None, summary)
 
 
-def _vxm(op, operands, lat, summary, dtypes=(DType.I8, DType.I16, DType.I32), suffix="dtype"):
-    return OpSpec(op, Unit.VXM, operands, _const(lat), summary, suffix=suffix, dtypes=dtypes)
+def _vxm(op, operands, lat, summary, dtypes=(DType.I8, DType.I16, DType.I32), suffix="dtype",
+         deep=None):
+    """A VXM opcode of latency ``lat``; ``deep`` (default ``lat + 2``) is its latency when the
+    config has ``vxm_deep_pipeline``: the deep datapaths are longer
+    (:func:`hdl.vxm_alu.datapath_depth`: the ALU group one stage; the special functions
+    :func:`hdl.vxm_special.natural_depth`), and every result is registered once more before
+    the stream write."""
+    deep_lat = lat + 2 if deep is None else deep
+
+    def fn(cfg: ChipConfig) -> int:
+        return deep_lat if cfg.vxm_deep_pipeline else lat
+    return OpSpec(op, Unit.VXM, operands, fn, summary, suffix=suffix, dtypes=dtypes)
 
 
 _I32 = (DType.I32,)
@@ -366,7 +376,7 @@ _SPECS = [
     _vxm(Opcode.SUB, _BIN, 2, "a - b, wrapping"),
     _vxm(Opcode.ADDS, _BIN, 2, "a + b, saturating"),
     _vxm(Opcode.SUBS, _BIN, 2, "a - b, saturating"),
-    _vxm(Opcode.MUL, _BIN, 3, "a * b, low bits (wrapping)"),
+    _vxm(Opcode.MUL, _BIN, 3, "a * b, low bits (wrapping)", deep=5),
     _vxm(Opcode.MIN, _BIN, 2, "min(a, b)"),
     _vxm(Opcode.MAX, _BIN, 2, "max(a, b)"),
     _vxm(Opcode.AND, _BIN, 2, "a & b"),
@@ -392,14 +402,17 @@ _SPECS = [
     _vxm(Opcode.CVT, _UN, 2, "convert stype -> dtype: sign-extend, or saturate",
          suffix="cvt"),
     _vxm(Opcode.REQ, (("dst", _S), ("a", _S), ("b", _SI), ("c", _U)), 4,
-         "saturate(round_half_up((a * b) >> c)) to dtype; a int32, b int32 multiplier"),
-    _vxm(Opcode.EXP, _UN, 6, "e^x, x Q16.16 (clamped to <= 0) -> Q15", dtypes=_I32),
-    _vxm(Opcode.RECIP, _UN, 8, "2^30 / x, x >= 1 (else INT32_MAX)", dtypes=_I32),
-    _vxm(Opcode.RSQRT, _UN, 8, "2^30 / sqrt(x), x >= 1 (else INT32_MAX)", dtypes=_I32),
-    _vxm(Opcode.SIGMOID, _UN, 6, "sigmoid, Q16.16 -> Q16.16", dtypes=_I32),
-    _vxm(Opcode.TANH, _UN, 6, "tanh, Q16.16 -> Q16.16", dtypes=_I32),
-    _vxm(Opcode.GELU, _UN, 6, "x * Phi(x) (erf GELU), Q16.16 -> Q16.16", dtypes=_I32),
-    _vxm(Opcode.SILU, _UN, 6, "x * sigmoid(x), Q16.16 -> Q16.16", dtypes=_I32),
+         "saturate(round_half_up((a * b) >> c)) to dtype; a int32, b int32 multiplier", deep=6),
+    _vxm(Opcode.EXP, _UN, 6, "e^x, x Q16.16 (clamped to <= 0) -> Q15", dtypes=_I32,
+         deep=15),
+    _vxm(Opcode.RECIP, _UN, 8, "2^30 / x, x >= 1 (else INT32_MAX)", dtypes=_I32, deep=26),
+    _vxm(Opcode.RSQRT, _UN, 8, "2^30 / sqrt(x), x >= 1 (else INT32_MAX)", dtypes=_I32,
+         deep=29),
+    _vxm(Opcode.SIGMOID, _UN, 6, "sigmoid, Q16.16 -> Q16.16", dtypes=_I32, deep=11),
+    _vxm(Opcode.TANH, _UN, 6, "tanh, Q16.16 -> Q16.16", dtypes=_I32, deep=11),
+    _vxm(Opcode.GELU, _UN, 6, "x * Phi(x) (erf GELU), Q16.16 -> Q16.16", dtypes=_I32,
+         deep=17),
+    _vxm(Opcode.SILU, _UN, 6, "x * sigmoid(x), Q16.16 -> Q16.16", dtypes=_I32, deep=17),
     OpSpec(Opcode.SEND, Unit.C2C, (), None, "reserved: send a vector over a C2C link",
            reserved=True),
     OpSpec(Opcode.RECEIVE, Unit.C2C, (), None, "reserved: receive a vector from a C2C link",

@@ -76,14 +76,14 @@ def test_identify_through_a_serial_port(capsys, ice40_board):
     info = json.loads(out)
     assert info["preset"] == "ice40" and info["clocks_per_bit"] == 104
     code, out, _ = run(capsys, "board", "identify", "--port", ice40_board.port)
-    assert code == 0 and "config hash c10cc9c6 (preset 'ice40')" in out
+    assert code == 0 and "config hash 9dbdeec9 (preset 'ice40')" in out
 
 
 def test_identify_refuses_another_config(capsys, ice40_board):
     code, _, err = run(capsys, "board", "identify", "--port", ice40_board.port, "--config",
                        "ecp5")
     assert code == 1
-    assert "the board runs config hash c10cc9c6 (preset 'ice40'), not config 'ecp5'" in err
+    assert "the board runs config hash 9dbdeec9 (preset 'ice40'), not config 'ecp5'" in err
 
 
 def test_run_with_a_missing_port_is_one_line(capsys, tmp_path):

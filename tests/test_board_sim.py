@@ -66,7 +66,7 @@ def test_random_program_through_the_uart_link(simulator):
     assert errors["not_a_frame"] == "BAD_SYNC"
     # the burst with a bad data checksum wrote its first word and held back its last one
     assert errors["then_read"] == [0x11, 0]
-    assert "board runs config hash c10cc9c6 (preset 'ice40'), not config 'ecp5'" in \
+    assert "board runs config hash 9dbdeec9 (preset 'ice40'), not config 'ecp5'" in \
         errors["other_config"]
 
 

@@ -8,7 +8,7 @@ from harness import Staging, make_program
 from firmware.program import MemInit
 from firmware.schedule import ScheduleBuilder
 from openlpu.config import PRESETS
-from openlpu.isa import Direction, DType, Instruction, Opcode, stream_code
+from openlpu.isa import Direction, DType, Instruction, Opcode, latency, stream_code
 from sim_models.errors import (
     AccumulatorHazard,
     BankConflict,
@@ -119,7 +119,8 @@ def test_stream_conflict_names_cycle_stream_and_position():
     code = st.feed(["mem_w0"], np.zeros(ECP5.lanes), DType.I8, "vxm", 10, stream=1)
     for alu in ("vxm0", "vxm1"):
         st.builder.place(alu, 10, I(Opcode.MOV, dst=E0, a=code))
-    with pytest.raises(StreamConflict, match=r"cycle 12.*E0 at position 6"):
+    due = 10 + latency(Opcode.MOV, ECP5)
+    with pytest.raises(StreamConflict, match=rf"cycle {due}.*E0 at position 6"):
         st.run()
 
 

@@ -23,8 +23,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Fragment, UnusedElaboratable
 from amaranth.sim import Simulator
 
-from hdl.vxm_alu import VxmAluTile
-from hdl.vxm_special import NATURAL_DEPTH, SPECIAL_OPS, SpecialLane
+from hdl.vxm_alu import ALU_OPS, VxmAluTile, datapath_depth
+from hdl.vxm_special import SPECIAL_OPS, SpecialLane, natural_depth
 from openlpu import fixedpoint as fx
 from openlpu.config import PRESETS
 from openlpu.isa import (
@@ -436,6 +436,10 @@ def test_same_cycle_results_and_conflict():
 # --- tests: special functions through one lane -----------------------------------------------
 
 
+#: The compact special-function pipeline (sim) and the deep one (ecp5, ``vxm_deep_pipeline``).
+PIPELINES = ("sim", "ecp5")
+
+
 def run_special_lane(values: dict[Opcode, np.ndarray], preset: str = "sim") -> None:
     """Issue every input of every function into one :class:`SpecialLane`, one per cycle,
     functions interleaved, and compare each output in cycle ``t + latency - 1``."""
@@ -480,12 +484,14 @@ def sweep_values(op: Opcode, n: int, seed: int) -> np.ndarray:
     return special_values(op, n, rng)
 
 
-def test_special_lane_sweep():
+@pytest.mark.parametrize("preset", PIPELINES)
+def test_special_lane_sweep(preset):
     """400 inputs per special function, all functions interleaved back to back."""
-    run_special_lane({op: sweep_values(op, 400, op.value) for op in SPECIAL_OPS})
+    run_special_lane({op: sweep_values(op, 400, op.value) for op in SPECIAL_OPS}, preset)
 
 
-def test_special_lane_dense_edges():
+@pytest.mark.parametrize("preset", PIPELINES)
+def test_special_lane_dense_edges(preset):
     """Dense neighbourhoods of the points where each datapath changes behaviour: ROM
     interval boundaries, saturation limits, clz boundaries (powers of two)."""
     one = 1 << 16
@@ -500,14 +506,15 @@ def test_special_lane_dense_edges():
     pts[Opcode.EXP] = np.array([fx.EXP_IN_MIN + d for d in (-1, 0, 1)]
                                + [-(k * one) + d for k in range(13) for d in (-1, 0, 1)]
                                + [INT32_MIN, INT32_MAX, -726817, -726816, -726818])
-    run_special_lane(pts)
+    run_special_lane(pts, preset)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("preset", PIPELINES)
 @pytest.mark.parametrize("op", SPECIAL_OPS, ids=lambda o: o.name)
-def test_special_lane_large_sweep(op):
+def test_special_lane_large_sweep(op, preset):
     """10k random inputs of one function (interleaved with nothing else)."""
-    run_special_lane({op: sweep_values(op, 10_000, 1000 + op.value)})
+    run_special_lane({op: sweep_values(op, 10_000, 1000 + op.value)}, preset)
 
 
 @pytest.mark.slow
@@ -540,15 +547,25 @@ def test_constructor_checks():
         gc.collect()
 
 
-def test_latencies_come_from_the_isa():
+@pytest.mark.parametrize("deep", [False, True])
+def test_latencies_come_from_the_isa(deep):
     """One result pipeline per distinct VXM latency; the special lane's latencies are the
-    ISA's and leave room for its datapath."""
-    cfg = PRESETS["ice40"]
+    ISA's and leave room for its datapath. In the deep pipeline every VXM latency is exactly
+    its datapath's depth + 2: the result cycle, then one register before the stream write
+    (no cycle is spent waiting)."""
+    cfg = PRESETS["sim"].replace(vxm_deep_pipeline=deep)
     tile = VxmAluTile(cfg)
     assert tile.latencies == tuple(sorted({latency(op, cfg) for op in VXM_OPS}))
     lane = SpecialLane(cfg)
     assert lane.latency == {op: latency(op, cfg) for op in SPECIAL_OPS}
-    assert all(lane.latency[op] >= NATURAL_DEPTH[op] + 1 for op in SPECIAL_OPS)
+    depth = natural_depth(cfg)
+    assert all(lane.latency[op] >= depth[op] + 1 for op in SPECIAL_OPS)
+    if deep:
+        groups = datapath_depth(cfg)
+        depth |= {op: groups["alu"] for op in ALU_OPS}
+        depth |= {Opcode.MUL: groups["mul"], Opcode.REQ: groups["req"]}
+        assert {op: latency(op, cfg) for op in VXM_OPS} == {op: depth[op] + 2 for op in VXM_OPS}
+        assert depth[Opcode.RSQRT] > natural_depth(PRESETS["sim"])[Opcode.RSQRT]
     for unit in (tile, lane):
         Fragment.get(unit, None)  # elaborates
 
@@ -557,11 +574,12 @@ def test_latency_too_short_is_refused(monkeypatch):
     """A config whose special-function latency cannot hold the pipeline is refused."""
     import hdl.vxm_special as special
 
-    monkeypatch.setitem(special.NATURAL_DEPTH, Opcode.EXP, 99)
+    monkeypatch.setitem(special._SCHEDULE[False], "exp_out", 99)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnusedElaboratable)
-        with pytest.raises(ValueError, match="EXP has latency"):
-            VxmAluTile(PRESETS["ice40"])
+        with pytest.raises(ValueError, match="EXP has latency 6 .* compact special-function "
+                                             "pipeline needs at least 100"):
+            VxmAluTile(PRESETS["sim"])
         gc.collect()
 
 

@@ -4,8 +4,9 @@ A VXM op on one output word reads each distinct operand word from its MEM group 
 arrive at the VXM in the op's issue cycle ``R``, and writes the result word to its group.
 Operands that share a MEM slice cannot be read for the same cycle (a slice issues one
 instruction per cycle), so all but one of them are read earlier and *held* by ``MOV``s on
-other ALUs (``MOV`` latency 2: one MOV per 2 cycles of delay). Special functions run only on
-the ALUs that have the special-function unit (``ChipConfig.vxm_special_alus``).
+other ALUs (one MOV per ``MOV`` latency of delay: 2 cycles, more with a deep VXM pipeline).
+Special functions run only on the ALUs that have the special-function unit
+(``ChipConfig.vxm_special_alus``).
 
 A *chain* (:func:`vxm_chain`) places several ops on one word at once, each reading its
 predecessor's result from the stream at the VXM in the cycle it appears there.
@@ -57,7 +58,8 @@ def _deliver(pl: Placer, plan: SramPlan, txn: Txn, w: Word, delay: int, at: int,
     """Bring word ``w`` to the VXM so that it is present in cycle ``at``; its stream code."""
     group = plan.groups[w.gid]
     d = pl.toward(pl.pos[group[0]], pl.v)
-    arrive = at - 2 * delay
+    lat = latency(Opcode.MOV, pl.config)  # 2, or more with the config's vxm_deep_pipeline
+    arrive = at - lat * delay
     if not pl.group_free(txn, group, pl.v, arrive, w.ready):
         return None
     for base in pl.bases(width, key):
@@ -66,7 +68,7 @@ def _deliver(pl: Placer, plan: SramPlan, txn: Txn, w: Word, delay: int, at: int,
             code = stream_code(d, base)
             ok = True
             for step in range(delay):
-                t = arrive + 2 * step
+                t = arrive + lat * step
                 ok = False
                 for alu in pl.alus:
                     for d2, b2 in [(x, b) for x in (d, 1 - d) for b in pl.bases(width)]:
@@ -75,7 +77,8 @@ def _deliver(pl: Placer, plan: SramPlan, txn: Txn, w: Word, delay: int, at: int,
                         mov = Instruction(Opcode.MOV, dtype=_DT[8 * width].value,
                                           stype=_DT[8 * width].value, dst=nxt, a=code)
                         if txn.slot(alu, t, mov) and all(
-                                txn.path(d2, b2 + k, pl.v, t + 2, pl.v) for k in range(width)):
+                                txn.path(d2, b2 + k, pl.v, t + lat, pl.v)
+                                for k in range(width)):
                             code, ok = nxt, True
                             break
                         txn.rollback(m2)

@@ -23,7 +23,8 @@ together with everything it needs, all-or-nothing (a :class:`firmware.lower.reso
   multiplier is either read from SRAM for every ``REQ`` (4 slices, or through an SXM on chips
   with fewer than 4 slices per side), or read twice per output block and kept alive by a second
   ALU that issues ``MOV`` every cycle: its 2-cycle latency makes two copies circulate in place
-  on one group. One multiplier for all channels that fits 24 bits is ``REQ``'s immediate
+  on one group (with a deep VXM pipeline, one copy, and one read, per cycle of ``MOV``
+  latency). One multiplier for all channels that fits 24 bits is ``REQ``'s immediate
   instead.
 
 If anything collides, the instruction moves one cycle later. Planes are interleaved in time
@@ -194,6 +195,7 @@ class GemmScheduler:
         self.lat_abc = latency(Opcode.ABC, config)
         self.lat_shift = latency(Opcode.SHIFT, config)
         self.lat_req = latency(Opcode.REQ, config)
+        self.lat_mov = latency(Opcode.MOV, config)
         self.plane_roles = {r.plane: r for r in roles.planes}
         self.x_addr: dict[tuple[int, int, int, int], int] = {}
         self.w_addr: dict[tuple[int, int, int, int], int] = {}
@@ -332,12 +334,13 @@ class GemmScheduler:
         d, base = ring.group >> 5, ring.group & 31
         mov = Instruction(Opcode.MOV, dtype=DType.I32.value, stype=DType.I32.value,
                           dst=ring.group, a=ring.group)
-        # a MOV issued in t reads the copy present in t and makes it present again in t + 2
-        for t in range(ring.alive_until - 1, until - 1):
+        # a MOV issued in t reads the copy present in t and makes it present again in t + lat
+        lat = self.lat_mov
+        for t in range(ring.alive_until + 1 - lat, until + 1 - lat):
             if not txn.slot(ring.alu, t, mov):
                 return False
             for k in range(4):
-                if not txn.path(d, base + k, self.v, t + 2, self.v):
+                if not txn.path(d, base + k, self.v, t + lat, self.v):
                     return False
         return True
 
@@ -367,13 +370,16 @@ class GemmScheduler:
             for route in self._prefer(plane, "route", self._routes):
                 for s0 in range(R, max(R - SEED_WINDOW, 0) - 1, -1):
                     m = txn.mark()
+                    # one copy per cycle of MOV latency circulates
+                    last = s0 + self.lat_mov - 1
                     g0 = self._deliver(txn, route, s0, nt)
-                    if g0 is not None and self._deliver(txn, route, s0 + 1, nt) is not None:
-                        ring = _Ring(g0, alu, nt, s0, s0 + 1)
+                    if g0 is not None and all(self._deliver(txn, route, s, nt) is not None
+                                              for s in range(s0 + 1, last + 1)):
+                        ring = _Ring(g0, alu, nt, s0, last)
                         if self._extend_ring(txn, ring, R):
                             self.sticky[(plane, "ring_alu")] = alu
                             self.sticky[(plane, "route")] = route
-                            return g0, _Ring(g0, alu, nt, s0, max(R, s0 + 1))
+                            return g0, _Ring(g0, alu, nt, s0, max(R, last))
                     txn.rollback(m)
         return None
 
