@@ -528,14 +528,18 @@ class _Assembler:
         self.span(groups[1].col, addr, 1, ".data")
         self.block = _DataBlock(name, addr)
 
-    def add_rows(self, head, rows: list[np.ndarray]) -> None:
+    def data_block(self, head, words: int) -> _DataBlock:
+        """The open .data block, checked to have room for ``words`` more words."""
         if self.block is None:
             raise self.error(head.col, f"{head.text.lower()} outside a .data block; start one "
                              "with .data SLICE, ADDR")
         block = self.block
-        self.span(head.col, block.addr, len(block.rows) + len(rows),
+        self.span(head.col, block.addr, len(block.rows) + words,
                   f".data block of {block.slice} at {block.addr}")
-        block.rows.extend(rows)
+        return block
+
+    def add_rows(self, head, rows: list[np.ndarray]) -> None:
+        self.data_block(head, len(rows)).rows.extend(rows)
 
     def byte(self, group: _Group) -> int:
         value = self.expr(group)
@@ -559,7 +563,9 @@ class _Assembler:
         if count < 1:
             raise self.error(groups[0].col, f".fill count must be >= 1, not {count}")
         value = self.byte(groups[1])
-        self.add_rows(head, list(np.full((count, self.config.lanes), value, dtype=np.uint8)))
+        # Checked before the rows are made: a count far past the bank would fill memory.
+        block = self.data_block(head, count)
+        block.rows.extend(np.full((count, self.config.lanes), value, dtype=np.uint8))
 
     def d_load(self, head, groups):
         self.expect(head, groups, 3)

@@ -115,6 +115,11 @@ def _read_input(path: Path, tokens: int | None, hidden: int) -> np.ndarray:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise LayerRunError(f"{path}: not a readable .npy array ({e})") from None
+    if not isinstance(x, np.ndarray):  # an .npz archive loads as a dict of arrays
+        names = ", ".join(x.files)
+        x.close()
+        raise LayerRunError(f"{path}: an .npz archive ({names}), not a .npy array; save the "
+                            f"hidden states with np.save")
     if x.ndim != 2 or x.shape[1] != hidden:
         raise LayerRunError(f"{path}: input must be float [T, {hidden}] (the layer's hidden "
                             f"size), not {x.dtype} {list(x.shape)}")
@@ -123,6 +128,8 @@ def _read_input(path: Path, tokens: int | None, hidden: int) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
         raise LayerRunError(f"{path}: input holds NaN or inf (first at {list(bad)})")
+    if x.shape[0] == 0:
+        raise LayerRunError(f"{path}: input has no rows; the layer needs at least one token")
     if tokens is not None and x.shape[0] != tokens:
         raise LayerRunError(f"{path}: {x.shape[0]} rows, but --seq + --decode = {tokens}")
     return x.astype(np.float32)
@@ -155,6 +162,8 @@ def prepare_layer(model_dir: Path | str, index: int, tokens: int | None = None, 
         raise LayerRunError("give the number of tokens or an input file")
     if tokens is not None and tokens < 1:
         raise LayerRunError(f"the layer needs at least one token, not {tokens}")
+    if seed < 0:
+        raise LayerRunError(f"--seed must be >= 0, not {seed}")
     _say(progress, f"reading {model_dir} (layers 0..{index})")
     model = load_checkpoint(model_dir, layers=range(index + 1))
     c = model.config
@@ -168,14 +177,13 @@ def prepare_layer(model_dir: Path | str, index: int, tokens: int | None = None, 
     def sample(t: int) -> np.ndarray:
         return _hidden_states(model, index, rng.integers(lo, vocab, t))
 
-    if input_path is not None:
-        x = _read_input(Path(input_path), tokens, c.hidden_size)
-    else:
-        x = sample(tokens)
-    t = x.shape[0]
+    x = None if input_path is None else _read_input(Path(input_path), tokens, c.hidden_size)
+    t = tokens if x is None else x.shape[0]
     if family == "bert" and t > c.max_position_embeddings:
         raise LayerRunError(f"{t} tokens exceed the model's max_position_embeddings "
                             f"{c.max_position_embeddings}")
+    if x is None:
+        x = sample(t)
     _say(progress, f"calibrating layer {index} ({family}, hidden {c.hidden_size}, "
                    f"{c.num_heads} heads) on {len(CALIBRATION_TOKENS)} random samples")
     samples = [sample(n) for n in CALIBRATION_TOKENS]
@@ -263,9 +271,12 @@ class LayerRun:
 
     @property
     def cosine_vs_float(self) -> float:
-        """Cosine similarity of the dequantised chip output with the float32 reference."""
+        """Cosine similarity of the dequantised chip output with the float32 reference (1.0
+        when both are all zero, e.g. a Llama layer's output for an all-zero input)."""
         a = self.output_float.astype(np.float64).ravel()
         b = self.reference_float.astype(np.float64).ravel()
+        if not a.any() and not b.any():
+            return 1.0
         return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
 
     @property
@@ -425,6 +436,13 @@ def run_layer(prepared: PreparedLayer, config: ChipConfig, *, seq: int, decode: 
         raise LayerRunError(f"unknown SRAM reuse {sram_reuse!r}; choose one of "
                             f"{', '.join(SRAM_REUSE)}")
     reuse = SRAM_REUSE[sram_reuse]
+    weight_bytes = _weight_bytes(p)
+    if weight_bytes > config.sram_bytes:  # refused now, not after minutes of lowering
+        from firmware.lower.errors import SramCapacityError
+
+        raise SramCapacityError(
+            f"layer {p.index}'s int8 weights alone take {weight_bytes:,} bytes of SRAM; config "
+            f"{config.name!r} has {config.sram_bytes:,}", weight_bytes, config.sram_bytes)
     layer = p.int_layer
     cache = layer.new_cache() if p.family == "llama" else None
     steps = [(0, seq)] + [(seq + i, 1) for i in range(decode)]

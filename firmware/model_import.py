@@ -303,6 +303,9 @@ class _TensorSource:
 
 def _read_config(directory: Path) -> tuple[dict, Path]:
     directory = Path(directory)
+    if directory.is_file():
+        raise ModelImportError(f"{directory}: a file, not a checkpoint directory (give the "
+                               f"directory holding config.json)", directory)
     if not directory.is_dir():
         raise ModelImportError(f"{directory}: checkpoint directory does not exist", directory)
     path = directory / "config.json"

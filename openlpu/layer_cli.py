@@ -72,18 +72,38 @@ def _print_report(rep: dict, run) -> None:
                   f"{m['expected']}), max |error| {m['max_error']}")
 
 
+def _check_output_path(option: str, path: str | None) -> None:
+    """Refuse an output file that cannot be written before the (possibly long) run."""
+    from pathlib import Path
+
+    from firmware.layer_run import LayerRunError
+
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise LayerRunError(f"{option} {path}: is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise LayerRunError(f"{option} {path}: directory {p.parent} does not exist")
+
+
 def _save_output(path: str, run) -> None:
     q8, s8 = run.int8_output()
-    np.savez(path, int8=q8, int8_scale=np.float64(s8), int32=run.output.astype(np.int32),
-             float=run.output_float, reference_float=run.reference_float,
-             reference_int32=run.reference.astype(np.int32), input=run.prepared.x_float)
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare name
+        np.savez(f, int8=q8, int8_scale=np.float64(s8), int32=run.output.astype(np.int32),
+                 float=run.output_float, reference_float=run.reference_float,
+                 reference_int32=run.reference.astype(np.int32), input=run.prepared.x_float)
 
 
 def _cmd_layer(args) -> int:
-    from firmware.layer_run import prepare_layer, run_layer
+    from firmware.layer_run import LayerRunError, prepare_layer, run_layer
     from firmware.schedule_trace import write_schedule_trace
 
     progress = None if args.quiet else _progress
+    if args.decode < 0:
+        raise LayerRunError(f"--decode must be >= 0, not {args.decode}")
+    _check_output_path("--save-output", args.save_output)
+    _check_output_path("--trace-schedule", args.trace_schedule)
     config = _config(args)
     tokens = None if args.seq is None else args.seq + args.decode
     prepared = prepare_layer(args.model, args.layer, tokens, input_path=args.input,

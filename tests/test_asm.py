@@ -347,6 +347,8 @@ ERRORS = [
     (".data mem_w0, 0\n.vec @-129", "-129"),
     (f".data mem_w0, b0:{_WPB - 1}\n.vec 1\n@.fill 1, 0", "crosses the end of bank 0"),
     (".data mem_w0, 0\n.fill @0, 1", ".fill count"),
+    # Refused before the rows are made (this count used to fill memory for minutes).
+    (".data mem_w0, 0\n@.fill 99999999999, 0", "crosses the end of bank 0"),
     (".data @mem_q, 0", "not a MEM slice", "mem_e1"),
     (".data @vxm, 0", "not a MEM slice"),
     ('.load mem_w0, 0, @"nonexistent.npy"', "cannot read", "nonexistent.npy"),

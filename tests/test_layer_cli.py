@@ -99,15 +99,45 @@ def test_bert_outputs_and_schedule_trace(bert_dir, tmp_path, capsys):
     assert all(e["dur"] == e["args"]["count"] for e in merged)
 
 
+def test_bert_on_the_deep_vxm_pipeline_of_the_ecp5_preset(tmp_path, capsys):
+    """Operands held by MOVs wait one MOV latency per MOV (4 cycles on a deep VXM pipeline,
+    not 2: the golden model stopped at an empty stream read)."""
+    d = write_random_bert_checkpoint(tmp_path, seed=3, hidden_size=36, num_heads=3,
+                                     intermediate_size=50)
+    code, rep = run_json(capsys, "--model", d, "--config", "ecp5", "--seq", 1)
+    assert code == 0
+    check_report(rep, 1)
+
+
 def test_input_file(llama_dir, tmp_path, capsys):
     x = np.random.default_rng(3).standard_normal((4, 24)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    npz = tmp_path / "o.npz"
+    npz = tmp_path / "o"  # written under exactly this name (np.savez would add .npz)
     code, rep = run_json(capsys, "--model", llama_dir, "--config", "sim", "--input",
                          tmp_path / "x.npy", "--decode", 1, "--save-output", npz)
     assert code == 0 and rep["seq"] == 3 and rep["decode"] == 1
     check_report(rep, 2)
     assert np.array_equal(np.load(npz)["input"], x)
+    assert rep["saved_output"] == str(npz) and not (tmp_path / "o.npz").exists()
+
+
+def test_all_zero_input_is_a_perfect_match(llama_dir, tmp_path, capsys):
+    """A Llama layer maps zeros to zeros on the chip and in float: cosine 1, not 0."""
+    np.save(tmp_path / "z.npy", np.zeros((2, 24), np.float32))
+    code, rep = run_json(capsys, "--model", llama_dir, "--config", "sim", "--input",
+                         tmp_path / "z.npy")
+    assert code == 0 and rep["bit_exact"] and rep["cosine_vs_float"] == 1.0
+
+
+def test_weights_beyond_the_sram_are_refused_before_lowering(tmp_path, capsys):
+    """1.2 MB of weights on ecp5's 256 KiB: refused at once with the bytes needed and
+    available (the queue-depth and SRAM errors of the lowering came after minutes each)."""
+    big = write_random_llama_checkpoint(tmp_path, hidden_size=384, num_heads=6, num_kv_heads=6,
+                                        intermediate_size=768)
+    assert main(["layer", "--quiet", "--model", str(big), "--config", "ecp5", "--seq", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("openlpu: error: layer 0's int8 weights alone take 1,474,560 bytes "
+                           "of SRAM; config 'ecp5' has 262,144")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -119,22 +149,35 @@ def test_input_file(llama_dir, tmp_path, capsys):
     (["--seq", 2, "--input", "{nan}"], "NaN or inf (first at [1, 3])"),
     (["--seq", 3, "--input", "{good}"], "4 rows, but --seq + --decode = 3"),
     (["--seq", 2, "--model", "{missing}"], "checkpoint directory does not exist"),
+    (["--seq", 2, "--model", "{good}"], "a file, not a checkpoint directory"),
+    (["--input", "{empty}"], "input has no rows"),
+    (["--input", "{npz}"], "an .npz archive (x), not a .npy array"),
+    (["--seq", 2, "--seed", -1], "--seed must be >= 0, not -1"),
+    (["--seq", 2, "--decode", -3], "--decode must be >= 0, not -3"),
+    (["--seq", 129, "--bert"], "129 tokens exceed the model's max_position_embeddings 128"),
+    # Refused before the run, not after it.
+    (["--seq", 2, "--save-output", "{missing}/o.npz"], "directory {missing} does not exist"),
+    (["--seq", 2, "--trace-schedule", "{missing}/t.json"], "directory {missing} does not"),
+    (["--seq", 2, "--save-output", "{dir}"], "is a directory"),
 ])
 def test_errors_are_one_line(llama_dir, bert_dir, tmp_path, capsys, args, message):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 24), np.float32))
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 24), np.float32))
     np.save(tmp_path / "bad_shape.npy", np.zeros((2, 7), np.float32))
     nan = np.zeros((2, 24), np.float32)
     nan[1, 3] = np.nan
     np.save(tmp_path / "nan.npy", nan)
     np.save(tmp_path / "good.npy", np.zeros((4, 24), np.float32))
     files = {"bad_shape": tmp_path / "bad_shape.npy", "nan": tmp_path / "nan.npy",
-             "good": tmp_path / "good.npy", "missing": tmp_path / "nowhere"}
+             "good": tmp_path / "good.npy", "missing": tmp_path / "nowhere",
+             "empty": tmp_path / "empty.npy", "npz": tmp_path / "x.npz", "dir": tmp_path}
     model = bert_dir if "--bert" in args else llama_dir
     argv = ["layer", "--quiet", "--config", "ecp5"]
     argv += [] if "--model" in args else ["--model", str(model)]
     argv += [str(a).format(**files) for a in args if a != "--bert"]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err.startswith("openlpu: error: ") and message in err
+    assert err.startswith("openlpu: error: ") and message.format(**files) in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
