@@ -403,13 +403,14 @@ def test_a_row_measured_alone_keeps_the_other_rows_of_the_table():
 def test_the_unit_table_names_each_units_fmax_and_critical_path():
     r = {**_not_fit_result().to_dict(), "target": "ecp5-85f", "top": "icu", "fits": True,
          "stage": "nextpnr", "over": [], "luts": 838, "ffs": 454, "dsps": 0, "brams": 2,
-         "fmax_mhz": 59.79, "verilog": "icu_c1_aa.v",
+         "fmax_mhz": 59.79, "verilog": "icu_c1_aa.v", "freq_mhz": 100.0,
          "critical_path": {"delay_ns": 16.7, "logic_ns": 7.8, "routing_ns": 8.9,
                            "from_cell": "dut.mem.0.1", "to_cell": "dut.mem.0.0"}}
     lines = table.units_markdown(
         [r, {"config": "ice40", "target": "ecp5-85f", "top": "vxm", "error": "timeout"}]
     ).splitlines()
-    assert lines[0] == "**ice40 on ecp5-85f**, each unit placed and routed alone"
+    assert lines[0] == ("**ice40 on ecp5-85f**, each unit placed and routed alone, nextpnr "
+                        "target 100 MHz")
     assert lines[4] == ("| icu | 838 | 454 | 0 | 2 | 59.8 | 16.7 ns (7.8 + 8.9) "
                         "| `dut.mem.0.1` | `dut.mem.0.0` |")
     assert lines[5] == "| vxm | | | | | | timeout | | |"

@@ -131,7 +131,10 @@ def units_markdown(results: list[dict]) -> str:
     out = []
     for config, target in dict.fromkeys((r["config"], r["target"]) for r in results):
         labels = get_device(target).family.labels
-        out.append(f"**{config} on {target}**, each unit placed and routed alone\n")
+        freqs = sorted({r["freq_mhz"] for r in results if r.get("freq_mhz")
+                        and (r["config"], r["target"]) == (config, target)})
+        goal = f", nextpnr target {', '.join(f'{f:g}' for f in freqs)} MHz" if freqs else ""
+        out.append(f"**{config} on {target}**, each unit placed and routed alone{goal}\n")
         out.append("| unit | " + " | ".join(labels[k] for k in ("luts", "ffs", "dsps", "brams"))
                    + " | Fmax MHz | critical path (logic + routing) | from | to |")
         out.append("|---|---:|---:|---:|---:|---:|---|---|---|")
@@ -196,11 +199,13 @@ def replace_between(text: str, begin: str, end: str, body: str) -> str:
 
 def run_one(config_name: str, target: str, verilog, *, reuse: bool,
             hierarchy: bool = False, timeout_s: float | None = None, progress=None,
-            router: str | None = None, top: str = "chip") -> dict:
+            router: str | None = None, top: str = "chip",
+            freq_mhz: float | None = None) -> dict:
     """One table row: a :meth:`SynthResult.to_dict`, reused or measured.
 
     ``verilog()`` returns the chip's Verilog (from :func:`hdl.verilog.cached_verilog`), or
-    ``verilog`` is None and ``top``'s Verilog comes from the cache; with ``reuse`` an earlier
+    ``verilog`` is None and ``top``'s Verilog comes from the cache; ``freq_mhz`` is nextpnr's
+    target (default: the config's clock); with ``reuse`` an earlier
     ``result.json`` of the same options is taken whatever RTL it was measured on (the table
     names the RTL of every row).
     """
@@ -218,7 +223,7 @@ def run_one(config_name: str, target: str, verilog, *, reuse: bool,
                                          hierarchy=hierarchy, timeout_s=timeout_s,
                                          progress=progress,
                                          verilog=verilog() if verilog else None,
-                                         router=router)
+                                         router=router, freq_mhz=freq_mhz)
     except DoesNotFit as e:
         result = e.result
     except SynthError as e:
@@ -248,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="per-instance tables (hierarchical yosys runs) for these pairs")
     p.add_argument("--units", nargs="*", metavar="CONFIG:TARGET",
                    help="per-unit tables (each unit placed and routed alone) for these pairs")
+    p.add_argument("--units-freq", type=float, default=100.0, metavar="MHZ",
+                   help="nextpnr's target for the unit tables (default 100: how fast each unit "
+                        "can go, not the config's nominal clock, which nextpnr stops at)")
     p.add_argument("--timeout", type=float, metavar="SEC", help="stop a tool after SEC s")
     p.add_argument("--router", choices=["router1", "router2"], default="router2",
                    help="nextpnr router on ECP5 targets (default router2: router1 took over "
@@ -313,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"== {name} on {target}, unit {unit}")
                 results.append(run_one(name, target, None, reuse=args.reuse, top=unit,
                                        timeout_s=args.timeout, progress=progress,
-                                       router=router))
+                                       router=router, freq_mhz=args.units_freq))
         text = replace_between(text, UNITS_BEGIN, UNITS_END, units_markdown(results))
     docs.write_text(text)
     if rows:
