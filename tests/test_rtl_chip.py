@@ -20,9 +20,12 @@ from tb.verify import verify
 # Default suite: the two FPGA presets and a small config of its own with two superlanes of 4
 # lanes and an MXM plane in each hemisphere (the presets have one, in the west). The sim
 # preset (32 lanes, 4 MiB) takes minutes to generate and build: it runs in the slow session.
+# The FPGA presets have the deep VXM pipeline; MINI keeps the compact one (the sim and
+# groqchip presets'), so both pipelines run on both simulators by default.
 MINI = PRESETS["ice40"].replace(name="mini", superlanes=2, streams_per_direction=8,
                                 mem_slices_per_hemisphere=4, mem_words_per_bank=64,
-                                mxm_planes=2, vxm_alus_per_lane=2, queue_depth=256)
+                                mxm_planes=2, vxm_alus_per_lane=2, queue_depth=256,
+                                vxm_deep_pipeline=False)
 # The resource options at their minimum (no special-function unit, no MUL / REQ multiplier) on
 # a 2-lane chip with one MEM slice per side: the refused opcodes never reach the RTL, and
 # every other opcode must still match the golden model.
