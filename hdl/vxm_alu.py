@@ -350,7 +350,6 @@ class VxmAluTile(wiring.Component):
         """Every ALU opcode on one lane's sign-extended 32-bit operands; the low ``dtype``
         bits of the result are the ``vxm_execute`` value."""
         name = f"s1_alu{lane}"
-        out = Signal(signed(32), name=f"{name}_out")
         # shift count: b mod bits; SHRU reads a as unsigned
         n = _by_dtype(m, dtype, f"{name}_n", 5, lambda dt: b[:dt.bits.bit_length() - 1])
         ua = _by_dtype(m, dtype, f"{name}_ua", 32, lambda dt: a[:dt.bits])
@@ -363,9 +362,6 @@ class VxmAluTile(wiring.Component):
         lt = Signal(name=f"{name}_lt")
         eq = Signal(name=f"{name}_eq")
         m.d.comb += [lt.eq(diff[32]), eq.eq(a == b)]
-        cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
-               Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
-        assert set(cmp) == set(_COMPARE)
         # SHL, SHR, SHRU and SHRR share one 34-bit arithmetic right shifter: its input is
         # (x << 1) with x = a (SHR, SHRR), the unsigned a (SHRU) or a bit-reversed (SHL, whose
         # result is the output reversed back), and the fill bit a's sign for SHR / SHRR only.
@@ -393,9 +389,10 @@ class VxmAluTile(wiring.Component):
                                                 reg(shifted, "shifted"))
             a, b, c, dtype = reg(a, "a"), reg(b, "b"), reg(c, "c"), reg(dtype, "dtype")
             op = reg(op, "op")
-            cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
-                   Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
-            out = Signal(signed(32), name=f"{name}_out")
+        out = Signal(signed(32), name=f"{name}_out")
+        cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
+               Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
+        assert set(cmp) == set(_COMPARE)
         rounded = Signal(signed(34), name=f"{name}_rounded")
         m.d.comb += rounded.eq(shifted + 1)
         sat_in = Signal(signed(34), name=f"{name}_sat_in")
