@@ -254,17 +254,31 @@ class Chip(wiring.Component):
         # maximum over the queues stays off the critical path, where absolute 64-bit event
         # times put a 64-bit adder per queue and a 64-bit maximum tree (a one-lane chip: 20 MHz
         # on an ECP5, 31 MHz now).
+        #
+        # Each queue's event is registered before the maximum (already aged by the cycle the
+        # register costs), so the issue logic and the opcode's latency lookup end at a flip-flop
+        # and the maximum starts from one. D then lags its issues by a cycle, which never
+        # changes when the run ends: both tests also need every queue ended or parked, and a
+        # queue that is ended or parked in a cycle issues and notifies nothing in it, so the
+        # events the maximum has not seen yet are all at the floor.
+        def aged_const(value: int) -> int:
+            return max(value - 1, floor)
+
         events = []
-        for icu in icus:
-            op_lat = Signal(rel_shape)
+        for q, icu in zip(queues, icus, strict=True):
+            op_ev = Signal(rel_shape, name=f"{q.name}_op_event")
             with m.Switch(icu.instr.opcode):
                 for op, value in lat.items():
                     with m.Case(op):
-                        m.d.comb += op_lat.eq(value - 1)
+                        m.d.comb += op_ev.eq(aged_const(value - 1))
                 with m.Default():  # not an ISA opcode: counts as latency 0
-                    m.d.comb += op_lat.eq(-1)
-            ev = Signal(rel_shape)
-            m.d.comb += ev.eq(Mux(icu.issue, op_lat, Mux(icu.notify, 0, floor)))
+                    m.d.comb += op_ev.eq(aged_const(-1))
+            ev = Signal(rel_shape, name=f"{q.name}_event", init=floor)
+            with m.If(start):
+                m.d.sync += ev.eq(floor)
+            with m.Else():
+                m.d.sync += ev.eq(Mux(icu.issue, op_ev,
+                                      Mux(icu.notify, aged_const(0), floor)))
             events.append(ev)
         ended_now = Cat(icu.ended for icu in icus).all()
         parked_or_ended = Cat(icu.ended | icu.parked for icu in icus).all()
@@ -275,7 +289,7 @@ class Chip(wiring.Component):
         m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, 0, floor))
         aged = Signal(rel_shape)
         m.d.comb += aged.eq(Mux(d_rel > floor, d_rel - 1, floor))
-        d_now = Signal(rel_shape)  # D - (cycles + 1), clipped
+        d_now = Signal(rel_shape)  # D - (cycles + 1), clipped; without this cycle's events
         m.d.comb += d_now.eq(_max(m, [aged, end_event] + events, rel_shape))
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_rel.eq(0), ended_prev.eq(0)]
