@@ -8,7 +8,8 @@ the program starts (MiniLM's layer 0 on the ``sim`` preset: 450 s for the first 
 programs' queues alone). The backdoor writes the same words into the same memories in the idle
 time between programs, so the run itself is unchanged: every instruction still executes on the
 RTL, cycle for cycle. The host bus remains the path a board uses and the path the chip-top
-tests check.
+tests check (on Icarus, most programs of a test batch load through the backdoor and read their
+results over the bus: ``"backdoor_load"`` in :data:`PROGRAM_ACCESS`).
 
 Where the words live: MEM slice ``s`` has one tile per superlane, instance ``core.<s>_sl<k>``
 (:mod:`hdl.mem_tile`), and each tile one 8-bit memory per lane, ``lane<j>``, indexed by the
@@ -29,11 +30,20 @@ from openlpu.isa import WORD_BITS
 
 from .host import queue_image
 
-__all__ = ["Backdoor", "SRAM_ACCESS", "VERILATOR_CONFIG"]
+__all__ = ["Backdoor", "SRAM_ACCESS", "PROGRAM_ACCESS", "VERILATOR_CONFIG"]
 
 #: How an RTL run loads and reads back the queues and SRAM: over the chip's host bus, or
 #: through this backdoor.
 SRAM_ACCESS = ("bus", "backdoor")
+
+#: What one program of a run may use (:func:`tb.runner.run_rtl` takes one per program):
+#: :data:`SRAM_ACCESS`, or ``"backdoor_load"``: the queues and the SRAM image are loaded, and
+#: the previous program's words cleared, through the backdoor; the program's results (every
+#: word it writes or reports) are read back over the bus, and through the backdoor as well,
+#: which must agree; any further word (the whole-SRAM check of small configs) through the
+#: backdoor. For test batches on slow simulators, where loading dominates: the run and the
+#: results still go through the chip's datapath and bus.
+PROGRAM_ACCESS = (*SRAM_ACCESS, "backdoor_load")
 
 #: Verilator configuration file text that makes the lane and queue memories visible through VPI
 #: (and nothing else: the rest of the design keeps Verilator's optimisations).
@@ -98,6 +108,18 @@ class Backdoor:
                 mem.get_handle_by_index(w).set_signal_val_binstr(imm, f"{word:0{WORD_BITS}b}")
         for init in program.mem_init:
             self.write(self.config.slice_by_name[init.slice].index, init.addr, init.data)
+
+    def read_queue(self, name: str, n: int) -> list[int]:
+        """Instruction words ``0 .. n - 1`` of queue ``name``."""
+        out = []
+        for w in range(n):
+            bits = self._queues[name].get_handle_by_index(w).get_signal_val_binstr()
+            try:
+                out.append(int(bits, 2))
+            except ValueError:
+                raise RuntimeError(f"word {w} of queue {name} is not a defined value: "
+                                   f"{bits}") from None
+        return out
 
     def read_words(self, words: list[tuple[int, int]]) -> np.ndarray:
         """The SRAM words ``(mem_index, addr)`` as a uint8 array ``[len(words), lanes]``."""

@@ -162,6 +162,12 @@ class HostBus:
                 pairs += [(base + 4 * j, int(v)) for j, v in enumerate(words32[w])]
         await self.write_many(pairs)
 
+    async def read_queue(self, queue_index: int, n: int) -> list[int]:
+        """Instruction words ``0 .. n - 1`` of queue ``queue_index`` (chip idle)."""
+        addrs = [self.map.queue_word(queue_index, w) + 4 * h for w in range(n) for h in (0, 1)]
+        values = await self.read_many(addrs)
+        return [values[2 * w] | values[2 * w + 1] << 32 for w in range(n)]
+
     async def clear_words(self, words: list[tuple[int, int]]) -> None:
         """Write zeros to SRAM words ``(mem_index, addr)`` (what an earlier program left)."""
         hm = self.map

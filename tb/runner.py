@@ -27,9 +27,10 @@ from hdl.verilog import cached_verilog, module_name, source_hash
 from openlpu.config import ChipConfig
 from openlpu.toolchain import apply_verilator_env, simulator_available
 
-from .backdoor import SRAM_ACCESS, VERILATOR_CONFIG
+from .backdoor import PROGRAM_ACCESS, SRAM_ACCESS, VERILATOR_CONFIG
 
-__all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "SRAM_ACCESS", "run_rtl", "build"]
+__all__ = ["RtlJob", "RtlResult", "RtlRunError", "SIMULATORS", "SRAM_ACCESS", "PROGRAM_ACCESS",
+           "run_rtl", "build"]
 
 SIMULATORS = ("verilator", "icarus")
 _REPO = Path(__file__).resolve().parents[1]
@@ -200,11 +201,17 @@ def build(config: ChipConfig, simulator: str, build_root: Path | str = "build/rt
 
 @dataclass
 class RtlJob:
-    """One program to run: what to expect and what to read back."""
+    """One program to run: what to expect and what to read back.
+
+    ``results``: the words of ``readback`` that are the program's results
+    (:func:`tb.scoreboard.result_words`), read over the bus when the program's access is
+    ``"backdoor_load"``; ``None``: all of ``readback``.
+    """
 
     program: Program
     expected_cycles: int
     readback: list[tuple[int, int]]
+    results: list[tuple[int, int]] | None = None
 
 
 def _init_words(config: ChipConfig, program: Program) -> set[tuple[int, int]]:
@@ -221,7 +228,8 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
             optimize: bool = False, trace_to: Path | str | None = None,
             trace_window: tuple[int, int] | None = None,
             continues: list[bool] | None = None,
-            sram_access: str = "bus") -> list[RtlResult]:
+            sram_access: str | list[str] = "bus",
+            check_loads: bool = False) -> list[RtlResult]:
     """Run each job's program in turn on one simulator instance of the chip.
 
     ``written[i]`` lists the SRAM words program ``i`` writes (the golden model's
@@ -238,10 +246,26 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
     ``sram_access``: ``"bus"`` loads the queues and SRAM, clears SRAM and reads it back
     through the host bus, as a board does; ``"backdoor"`` does it through the simulator
     (:class:`tb.backdoor.Backdoor`) in no simulated time, for programs with large images.
-    The run itself is the same.
+    The run itself is the same. A list gives each job its own access, one of
+    :data:`tb.backdoor.PROGRAM_ACCESS` (``"backdoor_load"``: loaded through the backdoor, the
+    job's ``results`` read over the bus and checked equal to the backdoor's reading).
+
+    ``check_loads``: after loading each program, read every word of its queues, its SRAM
+    image and the words cleared before it through the backdoor and, after a backdoor load,
+    over the bus, and raise :class:`RtlRunError` unless each equals what the load had to
+    write: the check that the backdoor writes what the bus writes (and reads what it reads).
     """
-    if sram_access not in SRAM_ACCESS:
-        raise RtlRunError(f"unknown sram_access {sram_access!r}; choose one of {SRAM_ACCESS}")
+    if isinstance(sram_access, str):
+        if sram_access not in SRAM_ACCESS:
+            raise RtlRunError(f"unknown sram_access {sram_access!r}; choose one of "
+                              f"{SRAM_ACCESS}")
+        access = [sram_access] * len(jobs)
+    else:
+        access = list(sram_access)
+        bad = [a for a in access if a not in PROGRAM_ACCESS]
+        if bad or len(access) != len(jobs):
+            raise RtlRunError(f"sram_access must give one of {PROGRAM_ACCESS} per job "
+                              f"({len(jobs)}), not {sram_access!r}")
     t_start = time.perf_counter()
     waves = waves or trace_to is not None
     runner, build_dir, build_seconds = build(config, simulator, build_root, waves, optimize)
@@ -254,13 +278,19 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
         for i, job in enumerate(jobs):
             prog_path = tmp / f"program{i}.bin"
             save(job.program, prog_path)
+            results = set(job.readback if job.results is None else map(tuple, job.results))
             runs.append({"program": str(prog_path), "expected_cycles": job.expected_cycles,
                          "readback": [list(w) for w in job.readback],
-                         "clear": [] if continues[i] else [list(w) for w in sorted(clear)]})
+                         "clear": [] if continues[i] else [list(w) for w in sorted(clear)],
+                         "access": access[i], "check_load": check_loads,
+                         # indexes into readback of the words a "backdoor_load" job reads over
+                         # the bus (and through the backdoor, to compare)
+                         "bus_readback": [k for k, w in enumerate(job.readback)
+                                          if tuple(w) in results]
+                         if access[i] == "backdoor_load" else []})
             clear = ((clear if continues[i] else set()) | _init_words(config, job.program)
                      | set(map(tuple, written[i])))
         spec = {"config": config.to_dict(), "runs": runs, "max_cycles": max_cycles,
-                "sram_access": sram_access,
                 "result": str(tmp / "result.json")}
         (tmp / "job.json").write_text(json.dumps(spec))
         env = {"OPENLPU_JOB": str(tmp / "job.json"),
@@ -282,6 +312,12 @@ def run_rtl(config: ChipConfig, jobs: list[RtlJob], simulator: str, *,
         if failed or not result_file.exists():
             raise RtlRunError(f"the cocotb test failed on {simulator}; see the log above")
         results = json.loads(result_file.read_text())
+        # numbered from 1, as in the testbench's progress lines
+        problems = [f"program {i}: {p}" for i, r in enumerate(results, 1)
+                    for p in r.get("problems", [])]
+        if problems:
+            raise RtlRunError(f"the backdoor check failed on {simulator}:\n"
+                              + "\n".join(problems[:20]))
         if trace_to is not None:
             dumps = sorted(list(tmp.glob("*.fst")) + list(Path(build_dir).glob("*.fst")),
                            key=lambda f: f.stat().st_mtime)

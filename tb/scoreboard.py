@@ -17,7 +17,7 @@ from openlpu.config import ChipConfig
 from openlpu.hostmap import HostMap
 from sim_models.golden import RunResult
 
-__all__ = ["Comparison", "compare", "readback_words", "FULL_READBACK_BYTES"]
+__all__ = ["Comparison", "compare", "readback_words", "result_words", "FULL_READBACK_BYTES"]
 
 FULL_READBACK_BYTES = 64 * 1024
 
@@ -27,6 +27,13 @@ def readback_words(config: ChipConfig, program: Program,
     """SRAM words ``(mem index, address)`` to read back after the run."""
     if config.sram_bytes <= FULL_READBACK_BYTES:
         return [(mi, a) for mi in range(config.mem_slices) for a in range(config.address_space)]
+    return result_words(config, program, golden)
+
+
+def result_words(config: ChipConfig, program: Program,
+                 golden: RunResult) -> list[tuple[int, int]]:
+    """The program's results: every SRAM word ``(mem index, address)`` the golden model wrote
+    and every output region word, sorted (a subset of :func:`readback_words`)."""
     words = set(golden.written_words)
     for region in program.outputs:
         for s in region.slices:

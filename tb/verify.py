@@ -18,7 +18,7 @@ from openlpu.config import ChipConfig
 from sim_models.golden import RunResult, run_program
 
 from .runner import SIMULATORS, RtlJob, RtlResult, RtlRunError, run_rtl
-from .scoreboard import Comparison, compare, readback_words
+from .scoreboard import Comparison, compare, readback_words, result_words
 
 __all__ = ["BACKENDS", "Verified", "verify", "run_amaranth", "locate_difference", "sram_image"]
 
@@ -94,7 +94,9 @@ def verify(config: ChipConfig, programs: dict[str, Program], backend: str, *,
     With ``locate`` (the default), a program whose results differ is run once more, traced, on
     the same simulator, and :func:`locate_difference` adds the first differing cycle, stream,
     slice and lane to its comparison (not for a program that continues another). Keyword
-    arguments go to :func:`tb.runner.run_rtl` (``build_root``, ``waves``, ...).
+    arguments go to :func:`tb.runner.run_rtl` (``build_root``, ``waves``, ...);
+    ``sram_access`` may also be a dict from program name to its access
+    (:data:`tb.backdoor.PROGRAM_ACCESS`; ``"bus"`` for a name it lacks).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -105,8 +107,15 @@ def verify(config: ChipConfig, programs: dict[str, Program], backend: str, *,
     goldens: list[RunResult] = []
     for n, c in zip(names, cont, strict=True):
         goldens.append(run_program(config, programs[n], sram=goldens[-1].sram if c else None))
-    jobs = [RtlJob(programs[n], g.cycles, readback_words(config, programs[n], g))
+    jobs = [RtlJob(programs[n], g.cycles, readback_words(config, programs[n], g),
+                   result_words(config, programs[n], g))
             for n, g in zip(names, goldens, strict=True)]
+    access = kwargs.get("sram_access")
+    if isinstance(access, dict):
+        unknown = sorted(set(access) - set(names))
+        if unknown:
+            raise ValueError(f"sram_access names programs not in the batch: {unknown}")
+        kwargs["sram_access"] = [access.get(n, "bus") for n in names]
     written = [g.written_words for g in goldens]
     if backend == "amaranth":
         rtls = run_amaranth(config, jobs, written, cont)
