@@ -13,7 +13,8 @@ model and the RTL will report, using the definitions of :mod:`openlpu.isa` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from openlpu.config import ChipConfig
 from openlpu.isa import (
@@ -45,6 +46,9 @@ _MAX_NOP = FIELDS["nop_count"].max
 _MAX_REP_N = FIELDS["rep_n"].max
 _MAX_REP_D = FIELDS["rep_d"].max
 _STEP_MIN, _STEP_MAX = FIELDS["rep_step"].min, FIELDS["rep_step"].max
+_INSTR_FIELDS = [f.name for f in fields(Instruction)]
+#: Per field name: a getter of every other field of an instruction (as a tuple).
+_OTHER_FIELDS = {f: attrgetter(*[g for g in _INSTR_FIELDS if g != f]) for f in _INSTR_FIELDS}
 
 
 class SchedulingError(ValueError):
@@ -138,6 +142,11 @@ class ScheduleBuilder:
         last = [max(slots) + 1 for slots in self._slots.values() if slots]
         return max(self._done, *last, 0)
 
+    def timetable(self, queue: str) -> dict[int, Instruction]:
+        """The live ``cycle -> instruction`` map of ``queue`` (made empty if need be), for a
+        caller that tests many cycles (``cycle in timetable`` is :meth:`busy`); read only."""
+        return self._slots.setdefault(queue, {})
+
     def busy(self, queue: str, cycle: int) -> bool:
         """Whether ``queue`` already issues something in ``cycle``."""
         return cycle in self._slots.get(queue, {})
@@ -198,7 +207,8 @@ class ScheduleBuilder:
         if fname is None:
             return 0 if a == b else None
         step = getattr(b, fname) - getattr(a, fname)
-        if not _STEP_MIN <= step <= _STEP_MAX or a.replace(**{fname: getattr(b, fname)}) != b:
+        # b is a with the step field advanced: every other field equal
+        if not _STEP_MIN <= step <= _STEP_MAX or _OTHER_FIELDS[fname](a) != _OTHER_FIELDS[fname](b):
             return None
         return step
 

@@ -28,6 +28,8 @@ MAX_STREAMS_PER_DIRECTION = 32  # 5-bit stream index
 MAX_ADDRESS_BITS = 16  # 1 bank bit + up to 15 offset bits
 MAX_ACC_DEPTH = 1 << 16
 MAX_LANES = 1 << 12
+#: The deepest instruction queue (``queue_depth``, in words) a config may have.
+MAX_QUEUE_DEPTH = 1 << 16
 
 
 class ConfigError(ValueError):
@@ -163,8 +165,8 @@ class ChipConfig:
         need("mxm_planes", lambda v: 1 <= v <= 4, "1..4")
         need("mxm_acc_depth", lambda v: 1 <= v <= MAX_ACC_DEPTH, f"1..{MAX_ACC_DEPTH}")
         need("vxm_alus_per_lane", lambda v: 1 <= v <= 16, "1..16")
-        need("queue_depth", lambda v: _is_pow2(v) and 16 <= v <= 65536,
-             "a power of two, 16..65536")
+        need("queue_depth", lambda v: _is_pow2(v) and 16 <= v <= MAX_QUEUE_DEPTH,
+             f"a power of two, 16..{MAX_QUEUE_DEPTH}")
         need("clock_mhz", lambda v: 0 < v <= 10000, "0 < clock_mhz <= 10000")
         need("vxm_special_alus", lambda v: isinstance(v, int), "an integer")
         need("vxm_special_alus", lambda v: 0 <= v <= self.vxm_alus_per_lane,

@@ -38,6 +38,7 @@ Timing (all in cycles of superlane 0; superlane ``k`` does the same ``k`` cycles
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -262,7 +263,7 @@ class OpSpec:
         """Mnemonic."""
         return self.opcode.name
 
-    @property
+    @functools.cached_property  # computed once per opcode: validate() asks per field
     def fields(self) -> tuple[str, ...]:
         """Every encoded field except the opcode."""
         names = [f for f, _ in self.operands] + list(self.extra_fields)
@@ -515,7 +516,14 @@ class Instruction:
 
 def stream_code(direction: Direction | int, index: int) -> int:
     """The 6-bit code of stream ``index`` flowing in ``direction``."""
-    return int(Direction(direction).value) << 5 | index
+    try:  # the lowering asks millions of times: a table, not an enum lookup, where it can
+        return _DIRECTION_BITS[direction] | index
+    except (KeyError, TypeError):
+        return int(Direction(direction).value) << 5 | index
+
+
+#: ``stream_code``'s direction bit, by :class:`Direction` and by its value.
+_DIRECTION_BITS = {k: int(d.value) << 5 for d in Direction for k in (d, int(d.value))}
 
 
 _STREAM_PARTS = tuple((Direction(code >> 5), code & 31) for code in range(64))

@@ -30,6 +30,20 @@ def _config(args):
     return config
 
 
+def _queue_depth_hint(e, args):
+    """``e`` (a :class:`~firmware.lower.errors.QueueDepthError`) with how to raise the depth
+    from the command line added to its message."""
+    from .config import MAX_QUEUE_DEPTH
+
+    if e.required > MAX_QUEUE_DEPTH:
+        hint = (f"no config may have queues deeper than {MAX_QUEUE_DEPTH} words: lower --seq")
+    else:
+        given = "" if args.queue_depth is None else f" instead of {args.queue_depth}"
+        hint = (f"for deeper queues pass --queue-depth {e.required}{given}, or a --config "
+                f".json file with \"queue_depth\": {e.required}")
+    return type(e)(f"{e}; {hint}", e.queue, e.needed, e.available)
+
+
 def _print_report(rep: dict, run) -> None:
     cfg = run.config
     print(f"{rep['family']} layer {rep['layer']} of {rep['model']}")
@@ -97,6 +111,7 @@ def _save_output(path: str, run) -> None:
 
 def _cmd_layer(args) -> int:
     from firmware.layer_run import LayerRunError, prepare_layer, run_layer
+    from firmware.lower.errors import QueueDepthError
     from firmware.schedule_trace import write_schedule_trace
 
     progress = None if args.quiet else _progress
@@ -108,10 +123,16 @@ def _cmd_layer(args) -> int:
     tokens = None if args.seq is None else args.seq + args.decode
     prepared = prepare_layer(args.model, args.layer, tokens, input_path=args.input,
                              seed=args.seed, progress=progress)
+    warning = prepared.input_range()["warning"]
+    if warning:  # also with --quiet: a warning is not a progress line
+        print(f"openlpu layer: warning: {warning}", file=sys.stderr, flush=True)
     seq = args.seq if args.seq is not None else len(prepared.x_int) - args.decode
-    run = run_layer(prepared, config, seq=seq, decode=args.decode, backend=args.backend,
-                    sram_access=args.sram_access, sram_reuse=args.sram_reuse,
-                    progress=progress)
+    try:
+        run = run_layer(prepared, config, seq=seq, decode=args.decode, backend=args.backend,
+                        sram_access=args.sram_access, sram_reuse=args.sram_reuse,
+                        progress=progress)
+    except QueueDepthError as e:
+        raise _queue_depth_hint(e, args) from None
     rep = run.report()
     if args.save_output:
         _save_output(args.save_output, run)
@@ -163,7 +184,8 @@ def add_parser(sub) -> None:
                    help="single-token decode steps after the prefill (Llama family)")
     p.add_argument("--input", metavar="X.npy",
                    help="float32 hidden states [seq + decode, hidden] (default: seeded random "
-                        "tokens through the embeddings and the layers before N)")
+                        "tokens through the embeddings and the layers before N); a warning "
+                        "names the values outside the range the layer was calibrated for")
     p.add_argument("--seed", type=int, default=0, help="seed of the random input and of the "
                                                        "calibration samples")
     p.add_argument("--save-output", metavar="OUT.npz",

@@ -7,7 +7,9 @@ run several programs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -119,6 +121,7 @@ def test_input_file(llama_dir, tmp_path, capsys):
     check_report(rep, 2)
     assert np.array_equal(np.load(npz)["input"], x)
     assert rep["saved_output"] == str(npz) and not (tmp_path / "o.npz").exists()
+    assert rep["warnings"] == [] and rep["input_range"]["out_of_range"] == 0
 
 
 def test_all_zero_input_is_a_perfect_match(llama_dir, tmp_path, capsys):
@@ -138,6 +141,82 @@ def test_weights_beyond_the_sram_are_refused_before_lowering(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip() == ("openlpu: error: layer 0's int8 weights alone take 1,474,560 bytes "
                            "of SRAM; config 'ecp5' has 262,144")
+
+
+def test_input_beyond_the_calibrated_range_warns(bert_dir, tmp_path, capsys):
+    """Hidden states 30 times the calibrated range saturate most of the int8 input: a warning
+    on stderr (also with --quiet) and in the report, with the count and the calibrated
+    range; the run itself is unchanged (still bit exact against the integer reference)."""
+    from firmware.layer_run import INPUT_RANGE_WARN_FRACTION, prepare_layer
+
+    x = prepare_layer(bert_dir, 1, 2).x_float * 30
+    np.save(tmp_path / "x.npy", x)
+    code, rep = run_json(capsys, "--model", bert_dir, "--layer", 1, "--config", "sim",
+                         "--input", tmp_path / "x.npy")
+    assert code == 0 and rep["bit_exact"]
+    info = rep["input_range"]
+    assert info["values"] == x.size and info["fraction"] > 0.5 > INPUT_RANGE_WARN_FRACTION
+    assert info["out_of_range"] == round(info["fraction"] * x.size)
+    assert info["input_max_abs"] > 10 * info["calibrated_max_abs"] > 0
+    assert rep["warnings"] == [info["warning"]]
+    assert f"{info['out_of_range']} of {x.size} input values" in info["warning"]
+    assert f"calibrated on random samples with |x| <= {info['calibrated_max_abs']:.4g}" in \
+        info["warning"]
+    main(["layer", "--quiet", "--model", str(bert_dir), "--layer", "1", "--config", "sim",
+          "--input", str(tmp_path / "x.npy")])
+    err = capsys.readouterr().err
+    assert err.strip() == f"openlpu layer: warning: {info['warning']}"
+
+
+def test_input_range_counts_what_the_integer_layer_saturates(llama_dir, bert_dir):
+    """The out-of-range counts equal what the integer reference does: BERT's int8 input
+    saturates (x8 at its bound where the unsaturated value lies beyond), a Llama token's
+    RMSNorm sum of squares wraps; no warning for the random input itself."""
+    from firmware.layer_run import PreparedLayer, prepare_layer
+    from sim_models.transformer import quantize
+
+    def scaled(p: PreparedLayer, k: float) -> PreparedLayer:
+        x = p.x_float * k
+        return dataclasses.replace(p, x_float=x,
+                                   x_int=quantize(x, p.int_layer.scales["x"], 32))
+
+    bert = prepare_layer(bert_dir, 1, 4)
+    llama = prepare_layer(llama_dir, 0, 4)
+    for p in (bert, llama):
+        info = p.input_range()
+        assert info["out_of_range"] == 0 and info["warning"] is None
+        assert info["input_max_abs"] <= info["limit_abs"][0]
+    b = scaled(bert, 3)
+    x8 = b.int_layer.forward(b.x_int)[1]["x8"]
+    assert 0 < b.input_range()["out_of_range"] <= np.sum((x8 == 127) | (x8 == -128))
+    lm = scaled(llama, 12)
+    tr = lm.int_layer.forward(lm.x_int)[1]
+    wrapped = tr["ln_attn.sq"].astype(np.int64).sum(axis=-1) != tr["ln_attn.sum_sq"].ravel()
+    info = lm.input_range()
+    assert wrapped.any() and info["out_of_range"] == wrapped.sum() * 24
+    assert "RMSNorm" in info["warning"]
+
+
+def test_queue_depth_refusal_names_the_depth_that_fits(llama_dir, tmp_path, capsys):
+    """An op longer than the queues: one line naming the op, the queue, the words it needs
+    and the depth held, and the power-of-two depth to ask for, by --queue-depth or a JSON
+    config; a JSON config with that depth then runs."""
+    assert main(["layer", "--quiet", "--model", str(llama_dir), "--config", "ecp5", "--seq",
+                 "2", "--queue-depth", "32"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    m = re.search(r"op \S+ alone needs about (\d+) instruction words on queue (\w+) \(and "
+                  r"the END\); config 'ecp5' holds 32 per queue: it needs queue_depth (\d+) "
+                  r"or more", err)
+    assert m, err
+    words, depth = int(m[1]), int(m[3])
+    assert depth == 1 << words.bit_length() and depth > 32  # words + END <= depth
+    assert (f"for deeper queues pass --queue-depth {depth} instead of 32, or a --config .json "
+            f'file with "queue_depth": {depth}') in err
+    cfg = tmp_path / "ecp5_deep.json"
+    cfg.write_text(json.dumps(dataclasses.asdict(PRESETS["ecp5"].replace(queue_depth=depth))))
+    code, rep = run_json(capsys, "--model", llama_dir, "--config", cfg, "--seq", 2)
+    assert code == 0 and rep["runs"][0]["queue_depth"] == depth
 
 
 @pytest.mark.parametrize(("args", "message"), [

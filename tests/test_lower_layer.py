@@ -331,8 +331,49 @@ def test_split_points_greedy():
     assert split_points(list(words), words, 100, cfg) == []
     assert split_points(list(words), words, 8, cfg) == ["b", "c", "d"]
     words["b"]["q1"] = 16  # a 16-word queue holds 15 and the END
-    with pytest.raises(QueueDepthError, match="op b alone needs about 16"):
+    with pytest.raises(QueueDepthError, match="op b alone needs about 16") as e:
         split_points(list(words), words, 8, cfg.replace(queue_depth=16))
+    assert (e.value.queue, e.value.needed, e.value.available, e.value.required) == \
+        ("q1", 17, 16, 32)
+    assert "it needs queue_depth 32 or more" in str(e.value)
+    words["d"]["q1"] = 40  # the op that needs the most is named, with a depth for every op
+    with pytest.raises(QueueDepthError, match="op d alone needs about 40 .* queue_depth 64"):
+        split_points(list(words), words, 8, cfg.replace(queue_depth=16))
+
+
+def test_skipping_blocked_cycles_changes_nothing(llama, monkeypatch):
+    """``Placer.place`` passes over the cycles an attempt's ``blocked`` test rules out (the
+    lowering's speed-up): the same programs, words and cycles as trying every cycle, here
+    with matmuls, reductions, RoPE permutes and a cut into several programs."""
+    import firmware.lower.placer as placer
+
+    layer, _ = llama
+    cfg = PRESETS["ecp5"].replace(queue_depth=256)
+    fast = lower_llama_layer(cfg, layer, 3)
+    every_cycle = placer.Placer.place
+    monkeypatch.setattr(placer.Placer, "place",
+                        lambda self, earliest, attempt, what, max_wait=placer.MAX_WAIT,
+                        blocked=None: every_cycle(self, earliest, attempt, what, max_wait))
+    slow = lower_llama_layer(cfg, layer, 3)
+    assert len(fast.programs) > 1
+    assert fast.programs == slow.programs and fast.program_cycles == slow.program_cycles
+    assert fast.op_cycles == slow.op_cycles
+
+
+def test_queue_depth_error_after_every_split_names_the_depth(llama, monkeypatch):
+    """A program still over the queues once every split budget is tried: the error names the
+    queue, its words with the END and the power-of-two depth that holds them."""
+    import firmware.lower.layer as lower_layer
+
+    layer, _ = llama
+    monkeypatch.setattr(lower_layer, "_SPLIT_BUDGETS", ())  # no split: the first try stands
+    cfg = PRESETS["ecp5"].replace(queue_depth=64)
+    with pytest.raises(QueueDepthError, match="program 0 of 1 still needs") as e:
+        lower_llama_layer(cfg, layer, 2)
+    err = e.value
+    assert err.available == 64 and err.needed > 64 and err.queue in str(err)
+    assert err.required // 2 < err.needed <= err.required
+    assert f"it needs queue_depth {err.required} or more" in str(err)
 
 
 def test_rope_across_words(tmp_path):

@@ -108,7 +108,8 @@ def butterfly_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
         return _run_steps(txn, steps, op_step, (acc, got[0], got[1]))
 
     far = max(abs(pl.pos[s] - x) for s in plan.groups[acc.gid])
-    _, ready = pl.place(acc.ready + 2 + far, attempt, f"{opcode.name} butterfly", max_wait)
+    _, ready = pl.place(acc.ready + 2 + far, attempt, f"{opcode.name} butterfly", max_wait,
+                        _rotate_blocked(pl, plan, sxm, acc))
     return ready
 
 
@@ -251,7 +252,7 @@ def mirrored_chain(pl: Placer, plan: SramPlan, opcode: Opcode, acc: Word,
 
     far = max(abs(pl.pos[s] - x) for s in plan.groups[acc.gid])
     _, ready = pl.place(acc.ready + 2 + far, attempt, f"{opcode.name} mirrored butterfly",
-                        max_wait)
+                        max_wait, _rotate_blocked(pl, plan, sxm, acc))
     return ready
 
 
@@ -273,6 +274,17 @@ def _rotate_first(pl: Placer, plan: SramPlan, txn: Txn, sxm: str, acc: Word, lan
                 return got
         txn.rollback(m)
     return None
+
+
+def _rotate_blocked(pl: Placer, plan: SramPlan, sxm: str, acc: Word):
+    """``blocked`` for :meth:`Placer.place` of an attempt that starts with
+    :func:`_rotate_first`: its first test, made on :attr:`Placer.empty`."""
+    x = pl.pos[sxm]
+    group = plan.groups[acc.gid]
+
+    def blocked(ts: int) -> bool:
+        return not (pl.empty.free(sxm, ts) and pl.group_free(pl.empty, group, x, ts, acc.ready))
+    return blocked
 
 
 def _run_steps(txn: Txn, steps: int, op_step, state: tuple):

@@ -189,10 +189,39 @@ class _Prepared:
             alus.remove(last)
             alus.insert(0, last)
         self.alus = alus
+        self._tests = None  # what blocked() looks at, made on its first call
         self.earliest = 0
         for i, w in enumerate(self.distinct):
             far = max(abs(pl.pos[s] - pl.v) for s in plan.groups[w.gid])
             self.earliest = max(self.earliest, w.ready + 2 + far + 2 * self.delays[i])
+
+    def blocked(self, pl: Placer, plan: SramPlan, r: int) -> bool:
+        """Whether :meth:`place` at VXM cycle ``r`` on an empty transaction fails its first
+        tests, before it claims or changes anything: the result's writers or every ALU
+        taken, or the first operand's ``READ`` slots (those of :func:`_deliver`). The same
+        tests as ``Placer.group_free`` and ``Txn.free`` make on :attr:`Placer.empty`, on the
+        queues' timetables directly (a placement may pass over thousands of cycles)."""
+        if self._tests is None:
+            tb = pl.builder.timetable
+            outs = [(tb(s), self.lat + abs(pl.pos[s] - pl.v)) for s in self.out_group]
+            reads, ready = [], 0
+            if self.distinct:
+                w = self.distinct[0]
+                back = latency(Opcode.MOV, pl.config) * self.delays[0] + 2
+                reads = [(tb(s), -back - abs(pl.pos[s] - pl.v)) for s in plan.groups[w.gid]]
+                ready = w.ready
+            self._tests = outs, [tb(a) for a in self.alus], reads, ready
+        outs, alus, reads, ready = self._tests
+        floor = pl.res.floor
+        for slots, off in outs:
+            if r + off < floor or r + off in slots:
+                return True
+        if r < floor or all(r in slots for slots in alus):
+            return True
+        for slots, off in reads:
+            if r + off < ready or r + off < floor or r + off in slots:
+                return True
+        return False
 
     def place(self, pl: Placer, plan: SramPlan, txn: Txn, r: int, chained: int | None,
               emit) -> tuple[object, int] | None:
@@ -285,7 +314,8 @@ def _place_chain(pl: Placer, plan: SramPlan, steps: list[VxmStep], max_wait: int
 
     earliest = max(p.earliest - off for p, off in zip(preps, offsets, strict=True))
     names = "+".join(s.opcode.name for s in steps)
-    _, readies = pl.place(earliest, attempt, f"{names} word", max_wait)
+    _, readies = pl.place(earliest, attempt, f"{names} word", max_wait,
+                          lambda r1: preps[0].blocked(pl, plan, r1))
     return readies
 
 
@@ -321,7 +351,8 @@ def vxm_word(pl: Placer, plan: SramPlan, opcode: Opcode, bits: int, stype_bits: 
         got = prep.place(pl, plan, txn, r, None, emit)
         return None if got is None else got[0]
 
-    _, ready = pl.place(prep.earliest, attempt, f"{opcode.name} word")
+    _, ready = pl.place(prep.earliest, attempt, f"{opcode.name} word",
+                        blocked=lambda r: prep.blocked(pl, plan, r))
     return ready
 
 
@@ -349,7 +380,11 @@ def permute_word(pl: Placer, plan: SramPlan, bits: int, src: Word, lane_map: Wor
             txn.rollback(m)
         return None
 
+    def blocked(ts: int) -> bool:  # the first test of attempt
+        return not (pl.empty.free(sxm, ts) and pl.group_free(pl.empty, group, x, ts, src.ready))
+
     far = max(abs(pl.pos[s] - x) for s in group + plan.groups[lane_map.gid])
-    _, ready = pl.place(max(src.ready, lane_map.ready) + 2 + far, attempt, "PERMUTE word")
+    _, ready = pl.place(max(src.ready, lane_map.ready) + 2 + far, attempt, "PERMUTE word",
+                        blocked=blocked)
     return ready
 

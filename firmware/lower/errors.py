@@ -11,6 +11,7 @@ __all__ = [
     "LoweringError",
     "QueueDepthError",
     "SramCapacityError",
+    "queue_depth_for",
 ]
 
 
@@ -51,6 +52,10 @@ class QueueDepthError(LoweringError):
         The longest queue.
     needed, available : int
         Its instruction words and ``config.queue_depth``.
+    required : int
+        The smallest power of two that holds ``needed`` words (at least 16): the
+        ``queue_depth`` to ask for (it may exceed
+        :data:`openlpu.config.MAX_QUEUE_DEPTH`).
     """
 
     def __init__(self, message: str, queue: str, needed: int, available: int):
@@ -58,3 +63,10 @@ class QueueDepthError(LoweringError):
         self.queue = queue
         self.needed = needed
         self.available = available
+        self.required = queue_depth_for(needed)
+
+
+def queue_depth_for(words: int) -> int:
+    """The smallest ``queue_depth`` (a power of two, at least 16) that holds ``words``
+    instruction words."""
+    return max(16, 1 << max(0, words - 1).bit_length())

@@ -65,7 +65,7 @@ from .blocks import (
     requant,
     rope,
 )
-from .errors import LoweringError, QueueDepthError, SramCapacityError
+from .errors import LoweringError, QueueDepthError, SramCapacityError, queue_depth_for
 from .graph import LayerGraph, OpRecord
 from .layout import Layout, head_columns
 
@@ -458,18 +458,22 @@ def split_points(order: list[str], words: dict[str, dict[str, int]], budget: int
     Raises
     ------
     QueueDepthError
-        One op alone needs more words on a queue than it holds: an op is never split.
+        An op alone needs more words on a queue than it holds (an op is never split); it
+        names the op that needs the most.
     """
+    # The op that needs the most words is named, so that its depth is enough for every op.
+    n, op, q = max(((n, op, q) for op in order for q, n in words.get(op, {}).items()),
+                   key=lambda t: t[0], default=(0, "", ""))
+    if n > config.queue_depth - 1:
+        raise QueueDepthError(
+            f"op {op} alone needs about {n} instruction words on queue {q} (and the END); "
+            f"config {config.name!r} holds {config.queue_depth} per queue: it needs "
+            f"queue_depth {queue_depth_for(n + 1)} or more, or fewer tokens per program",
+            q, n + 1, config.queue_depth)
     cuts: list[str] = []
     used: dict[str, int] = {}
     for op in order:
         need = words.get(op, {})
-        for q, n in need.items():
-            if n > config.queue_depth - 1:
-                raise QueueDepthError(
-                    f"op {op} alone needs about {n} instruction words on queue {q}; config "
-                    f"{config.name!r} holds {config.queue_depth} per queue (deeper queues "
-                    f"needed, or fewer tokens per program)", q, n, config.queue_depth)
         if used and any(used.get(q, 0) + n > budget for q, n in need.items()):
             cuts.append(op)
             used = {}
@@ -543,7 +547,8 @@ def _lower(config: ChipConfig, kind: str, tokens: int, start: int, body,
     raise QueueDepthError(
         f"{kind} layer ({tokens} tokens) on config {config.name!r}: program {k} of "
         f"{len(segments)} still needs {n} instruction words on queue {q} with its END, the "
-        f"queues hold {config.queue_depth}", q, n, config.queue_depth)
+        f"queues hold {config.queue_depth}: it needs queue_depth {queue_depth_for(n)} or more, "
+        f"or fewer tokens per program", q, n, config.queue_depth)
 
 
 def _finish(g: LayerGraph, kind: str, tokens: int, start: int, segments: list,

@@ -164,6 +164,31 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
             return None
         return attempt
 
+    def blocked_for(pln: _Plane, op):
+        """``blocked`` for :meth:`Placer.place` of ``attempt_for(pln, op)``: the plane's
+        slot taken, or the ``READ`` of the op's first word impossible whatever the stream
+        (its slot, or its bank written then: every try reads that word first); a failed
+        attempt here leaves nothing behind."""
+        first = (op[3][0] if op[0] == "LW" and op[3] else
+                 op[1].x[op[2]][op[3]] if op[0] in ("ABC", "ABCO") else None)
+        plane = pl.builder.timetable(pln.queue)
+        if first is not None:
+            src = plan.groups[first.gid][0]
+            hops = 2 + abs(pl.pos[src] - pln.position)
+            bank = first.addr >> cfg.offset_bits
+            banks = pl.res.banks
+
+        def blocked(t: int) -> bool:
+            if t < pl.res.floor or t in plane:
+                return True
+            if first is None:
+                return False
+            issue = t - hops
+            return (issue < first.ready or issue < 0 or issue < pl.res.floor
+                    or not pl.builder.free_for(src, issue, Opcode.READ)
+                    or banks.get((src, issue, "w")) == bank)
+        return blocked
+
     def earliest(pln: _Plane, op, prev: int) -> int:
         if op[0] == "ACC":
             return max(prev + 1, abc_at[(id(op[1]), op[2])] + lat_abc)
@@ -180,7 +205,8 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
     while heap:
         e, p = heapq.heappop(heap)
         pln, op = planes[p], pending[p]
-        t, res = pl.place(e, attempt_for(pln, op), f"{op[0]} of MXM plane {p}")
+        t, res = pl.place(e, attempt_for(pln, op), f"{op[0]} of MXM plane {p}",
+                          blocked=blocked_for(pln, op))
         pl.plane_last[pln.queue] = t
         if op[0] == "ABC":
             abc_at[(id(op[1]), op[2])] = t

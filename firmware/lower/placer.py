@@ -51,6 +51,9 @@ class Placer:
         self.plane_last: dict[str, int] = {}
         #: First cycle of each program after the first (see :meth:`cut`).
         self.cuts: list[int] = []
+        #: A transaction that never claims anything: :meth:`Txn.free` and :meth:`group_free`
+        #: on it see the committed claims only (the ``blocked`` tests of :meth:`place`).
+        self.empty = self.res.txn()
 
     def cut(self) -> int:
         """End the current program here: everything placed so far completes before the
@@ -136,9 +139,15 @@ class Placer:
     # --- placement -------------------------------------------------------------------------
 
     def place(self, earliest: int, attempt: Callable[[Txn, int], object], what: str,
-              max_wait: int = MAX_WAIT):
+              max_wait: int = MAX_WAIT, blocked: Callable[[int], bool] | None = None):
         """Commit ``attempt(txn, t)`` at the first ``t >= earliest`` where it returns
         something other than ``None``/``False``; returns ``(t, result)``.
+
+        ``blocked(t)``, if given, must be true only where ``attempt(txn, t)`` would return
+        ``None`` before claiming or changing anything (the first checks it makes, made on
+        :attr:`empty`): those cycles are passed over without a transaction, which changes
+        nothing but the time the search takes (most cycles an instruction group is pushed
+        past fail its first test: the ALU, queue or slice is taken).
 
         Raises
         ------
@@ -146,6 +155,8 @@ class Placer:
             Nothing fits within ``max_wait`` cycles."""
         earliest = max(self.res.floor, earliest)
         for t in range(earliest, earliest + max_wait):
+            if blocked is not None and blocked(t):
+                continue
             txn = self.res.txn()
             out = attempt(txn, t)
             if out is not None and out is not False:
