@@ -112,14 +112,17 @@ class Icu(wiring.Component):
     Fetch pipeline
     --------------
     The memory has one synchronous read port, shared with the host (the sequencer owns it
-    from ``start`` until ``END``). Its output register *is* the fetch stage: in every cycle of
-    a run it holds ``mem[pc]``, the word the sequencer executes or waits on, and the read
-    address is always the prefetch address ``pc + 1``. The port's read enable is the
-    sequencer's *advance* signal: when the current word is done (a unit instruction issues,
-    ``NOP``/``SYNC``/``NOTIFY`` is fetched, the last ``REPEAT`` repetition issues), the port
-    loads ``mem[pc + 1]`` and ``pc`` increments, so the next word is executed in the next cycle
-    with no bubble; otherwise the enable is 0 and the output register holds the word. In the
-    ``start`` cycle the port reads word 0.
+    from ``start`` until ``END``). The word being executed or waited on, ``mem[pc]``, sits in a
+    register of its own (``head``), and the port's output register holds the next one,
+    ``mem[pc + 1]``: so the decode starts from a flip-flop, not from the block RAM's slow
+    clock-to-output time (on an ECP5 that path limited the ICU to 60 MHz). The port's read
+    enable is the sequencer's *advance* signal: when the current word is done (a unit
+    instruction issues, ``NOP``/``SYNC``/``NOTIFY`` is fetched, the last ``REPEAT`` repetition
+    issues), ``head`` takes the port's word, the port reads ``mem[pc + 2]`` and ``pc``
+    increments, so the next word is executed in the next cycle with no bubble; otherwise the
+    enable is 0 and both hold. In the ``start`` cycle ``head`` takes word 0 from a copy of it
+    that host writes to word 0 keep up to date (so ``start`` needs no read cycle before it)
+    and the port reads word 1.
 
     ``NOP n`` and ``SYNC`` advance in their fetch cycle (so the prefetch completes during the
     stall) and then stall in a wait state: a down counter of ``n - 1`` cycles for ``NOP``; the
@@ -190,8 +193,12 @@ class Icu(wiring.Component):
         prev_steps = Signal()               # prev's opcode has a step field
         prev_valid = Signal()               # a unit instruction issued since start
         host_rd = Signal()                  # rd.data holds a host read this cycle
+        # mem[pc], the word being executed, in a register of its own; rd.data holds mem[pc + 1]
+        # (see "Fetch pipeline" in the class docstring)
+        head = Signal(WORD_BITS)
+        word0 = Signal(WORD_BITS)           # a copy of mem[0], kept by the host's writes
 
-        word = data.View(instruction_layout(), rd.data)   # mem[pc]: the current word
+        word = data.View(instruction_layout(), head)      # mem[pc]: the current word
         opv = word.opcode.as_value()
 
         # --- decode of the current word ----------------------------------------------------
@@ -230,7 +237,7 @@ class Icu(wiring.Component):
         issue = f_unit | (r_go & prev_valid)
         m.d.comb += [
             self.issue.eq(issue),
-            self.instr.eq(Mux(r_go, stepped.as_value(), rd.data)),
+            self.instr.eq(Mux(r_go, stepped.as_value(), head)),
             self.notify.eq(f_notify),
             self.ended.eq((ended & ~self.start) | f_end),
             self.parked.eq((parked & ~self.start) | f_sync),
@@ -244,10 +251,12 @@ class Icu(wiring.Component):
             wr.addr.eq(self.wr_addr),
             wr.data.eq(self.wr_data),
         ]
+        with m.If(wr.en & (self.wr_addr == 0)):
+            m.d.sync += word0.eq(self.wr_data)
         with m.If(self.start):
-            m.d.comb += [rd.addr.eq(0), rd.en.eq(1)]
+            m.d.comb += [rd.addr.eq(1), rd.en.eq(1)]
         with m.Elif(running):
-            m.d.comb += [rd.addr.eq(pc + 1), rd.en.eq(advance)]
+            m.d.comb += [rd.addr.eq(pc + 2), rd.en.eq(advance)]
         with m.Else():
             m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en)]
         m.d.sync += host_rd.eq(self.rd_en & idle)
@@ -258,12 +267,13 @@ class Icu(wiring.Component):
                 running.eq(1), ended.eq(0), parked.eq(0), pc.eq(0), nop_wait.eq(0),
                 rep_active.eq(0), rep_left.eq(0), rep_wait.eq(0),
                 prev.eq(0), prev_steps.eq(0), prev_valid.eq(0), self.issued.eq(0),
+                head.eq(word0),
             ]
         with m.Else():
             with m.If(f_end):
                 m.d.sync += [running.eq(0), ended.eq(1)]
             with m.If(advance):
-                m.d.sync += pc.eq(pc + 1)
+                m.d.sync += [pc.eq(pc + 1), head.eq(rd.data)]
 
             # NOP n: advance now, stall n - 1 more cycles
             with m.If(f_nop):
@@ -284,7 +294,9 @@ class Icu(wiring.Component):
                 with m.Else():
                     m.d.sync += [
                         rep_active.eq(1),
-                        rep_left.eq(Mux(f_rep, word.rep_n, rep_left) - 1),
+                        # subtract before the choice: the carry chain then runs in parallel
+                        # with the decode that makes f_rep
+                        rep_left.eq(Mux(f_rep, word.rep_n - 1, rep_left - 1)),
                         rep_wait.eq(Mux(word.rep_d <= 1, 0, word.rep_d - 1)),
                     ]
             with m.Elif(f_rep):
@@ -299,7 +311,7 @@ class Icu(wiring.Component):
             # the previous issue, for REPEAT
             with m.If(f_unit):
                 m.d.sync += [
-                    prev.eq(rd.data),
+                    prev.eq(head),
                     prev_steps.eq(opv.matches(*(op.value for op in STEP_OPCODES))),
                     prev_valid.eq(1),
                 ]

@@ -616,6 +616,30 @@ def test_memory_is_unchanged_by_runs_and_host_writes_are_ignored_while_running()
     simulate(top, bench)
 
 
+def test_a_reloaded_queue_runs_its_new_words_from_the_first():
+    """Word 0 is taken from a copy the host's writes keep (the block RAM's port already
+    reads word 1 in the start cycle): a program loaded over another, its first two words
+    written in the very cycles before ``start``, runs as loaded, as does a rerun."""
+    q = "mem_w0"
+    first = [I(Opcode.READ, dst=E0, addr=3), I(Opcode.NOP, nop_count=2),
+             I(Opcode.WRITE, a=E0, addr=4), I(Opcode.END)]
+    second = [I(Opcode.WRITE, a=E0, addr=9), I(Opcode.READ, dst=E0, addr=7),
+              I(Opcode.REPEAT, rep_n=2, rep_d=3, rep_step=1), I(Opcode.END)]
+    top = _Top(ECP5, (q,))
+    icu = top.icus[q]
+
+    async def bench(ctx):
+        await load(ctx, icu, [encode(i) for i in first])
+        check(q, (await run(ctx, top))[q], issue_times(ECP5, {q: first})[q], first, "first")
+        await load(ctx, icu, [encode(i) for i in second[2:]], base=2)
+        await load(ctx, icu, [encode(i) for i in second[:2]])  # words 0 and 1 last
+        for label in ("second", "rerun"):
+            check(q, (await run(ctx, top))[q], issue_times(ECP5, {q: second})[q], second,
+                  label)
+
+    simulate(top, bench)
+
+
 def test_repeat_steps_only_the_opcodes_with_a_step_field():
     """REPEAT with a step after opcodes without a step field (rejected by
     check_queue_program, so the words are written raw) re-issues them unchanged: ADD's imm
