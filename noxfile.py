@@ -66,6 +66,17 @@ def slow(session):
 
 
 @nox.session(python=PYTHON)
+def fpga(session):
+    """The FPGA flow for real (docs/fpga.md): each board's default preset through yosys and
+    nextpnr (a bitstream, or the resources it is short of), a complete ULX3S bitstream of a
+    one-lane chip, and the synthesis tests marked slow. Long: yosys alone takes over an hour on
+    the ``ecp5`` preset."""
+    _install_project(session, ".[test,fpga]")
+    session.run("pytest", "-m", "slow", "tests/test_board_build.py", "tests/test_fpga_synth.py",
+                *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lint(session):
     """Ruff over the whole tree (only ruff is installed, not the project)."""
     session.install(*_extra("lint"))
