@@ -213,7 +213,11 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
     if missing:
         raise BuildError(f"{', '.join(missing)} not found: pip install 'openlpu[fpga]' (or set "
                          f"{', '.join(_TOOLS[spec.family])})")
-    opts = {"nextpnr_opts": "--timing-allow-fail --report report.json"}
+    # ``proc; opt_clean -purge`` before synthesis, as ``openlpu synth`` does (docs/fpga.md):
+    # without it yosys 0.70 fails an assertion in abc9's reintegration (rtlil.cc:3091) on the
+    # board top of examples/one-lane.json.
+    opts = {"nextpnr_opts": "--timing-allow-fail --report report.json",
+            "script_after_read": "proc\nopt_clean -purge"}
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"  # the UP5K's 8 SB_MAC16s for the MXM and VXM multipliers
     progress(f"{board}: elaborating config {config.name} ({config.lanes} lanes) at "

@@ -3,23 +3,25 @@
 Default suite: the platform top of each board elaborates into the build files, with the UART on
 the board's USB-serial pins, and the baud rate is checked against the board clock; the nextpnr
 utilisation parser. Slow: yosys and nextpnr for each board's default config (a bitstream, or a
-DoesNotFit naming the resources that are short) and a complete bitstream of a small config on
-the ULX3S (skipped without the yowasp tools).
+DoesNotFit naming the resources that are short) and a complete bitstream of the one-lane
+example config on the ULX3S (skipped without the yowasp tools).
 """
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from hdl.board import PlatformTop, chip_clock, ecp5_pll_settings, uart_divisor
 from openlpu.boards import BOARDS, DoesNotFit, build_bitstream, parse_utilisation
-from openlpu.config import PRESETS
+from openlpu.config import PRESETS, get_config
 
 pytest.importorskip("amaranth_boards")
 
 #: The smallest chip the config allows: one lane, one MEM slice per hemisphere, short queues.
 TINY = PRESETS["ice40"].replace(name="tiny", lanes_per_superlane=1, mem_slices_per_hemisphere=1,
                                 mem_words_per_bank=16, mxm_acc_depth=4, queue_depth=16)
+ONE_LANE = Path(__file__).resolve().parents[1] / "examples" / "one-lane.json"
 UART_PINS = {"ulx3s-85f": ("M1", "L4"), "icebreaker": ("6", "9")}
 
 
@@ -93,9 +95,10 @@ def test_default_config_synthesises_and_fits_or_says_what_is_short(board, tmp_pa
 
 
 @pytest.mark.slow
-def test_small_config_bitstream_for_the_ulx3s(tmp_path):
+def test_the_example_bring_up_config_builds_a_bitstream_for_the_ulx3s(tmp_path):
+    """The config docs/fpga.md recommends for a first bring-up on the ULX3S."""
     need_tools("ecp5")
-    result = build_bitstream("ulx3s-85f", TINY, tmp_path, timeout=1200)
+    result = build_bitstream("ulx3s-85f", get_config(str(ONE_LANE)), tmp_path, timeout=1200)
     assert result.bitstream.name == "openlpu_board.bit"
     assert result.bitstream.stat().st_size > 100_000
     assert result.fmax_mhz is not None and result.utilisation["TRELLIS_COMB"][0] > 0
