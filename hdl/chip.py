@@ -9,7 +9,9 @@ through ``k`` registers, and the stream registers of superlane ``k`` are separat
 superlane ``k`` repeats superlane 0's work ``k`` cycles later on its own lanes. MXM planes and
 SXMs see every superlane and handle the stagger themselves.
 
-Run control: ``CTRL.START`` in bus cycle ``c`` makes ``c + 1`` chip cycle 0. The run ends after
+Run control: ``CTRL.START`` in bus cycle ``c`` makes ``c + 3`` chip cycle 0
+(:data:`openlpu.hostmap.START_TO_CYCLE0`): the command is registered, and the ICUs run one clock
+ahead of the slices, so that everything they drive starts from a flip-flop. The run ends after
 chip cycle ``D + superlanes - 2``, where ``D`` is the first cycle by which every queue has ended
 (``END`` in cycle ``e`` counts ``e + 1``) and every issued instruction's latency has elapsed;
 ``CYCLES`` then equals the golden model's cycle count.
@@ -42,6 +44,7 @@ from openlpu.hostmap import (
     QUEUE_SHIFT,
     REG,
     SRAM_BASE,
+    START_TO_CYCLE0,
     HostMap,
 )
 from openlpu.isa import MEM_READ_OPS, MEM_WRITE_OPS, MXM_PRODUCT_OPS
@@ -142,17 +145,26 @@ class Chip(wiring.Component):
         floor = 1 - sl
         rel_shape = signed(max(max(lat.values()), sl).bit_length() + 2)
         d_rel = Signal(rel_shape)
-        # START and CLEAR are registered: the bus write in cycle c raises them in cycle c + 1
-        # (chip cycle -1). Decoded combinationally they would put every unit's reset, and so
-        # all of its next-state logic, on a path from the chip's input ports, which Verilator
-        # then re-evaluates at every input change (both clock edges): 5x slower.
+        # START and CLEAR are registered: the bus write in cycle c raises ``icu_start`` and
+        # ``clear`` in cycle c + 1. Decoded combinationally they would put every unit's reset,
+        # and so all of its next-state logic, on a path from the chip's input ports, which
+        # Verilator then re-evaluates at every input change (both clock edges): 5x slower.
+        #
+        # The ICUs run one clock ahead of the slices, and everything they tell the chip is
+        # registered once (``_ahead`` below): no unit's logic, counter or the end-of-run test
+        # then starts from the issue decision of a queue's sequencer, which is the decode of
+        # its current word. So the ICUs' cycle -1 is ``icu_start`` (bus cycle c + 1) and the
+        # slices' cycle -1 is ``start`` (c + 2).
+        assert START_TO_CYCLE0 == 3, "START is registered once, the ICUs are one clock ahead"
+        icu_start = Signal()
         start = Signal()  # chip cycle -1
         clear = Signal()
         locked = Signal()  # the host may not write queues, SRAM or CTRL
         ctrl_write = self.bus_we & (self.bus_addr == REG["CTRL"]) & ~locked
-        m.d.comb += locked.eq(busy | start)
+        m.d.comb += locked.eq(busy | icu_start | start)
         m.d.sync += [
-            start.eq(ctrl_write & self.bus_wdata[CTRL_START.bit_length() - 1]),
+            icu_start.eq(ctrl_write & self.bus_wdata[CTRL_START.bit_length() - 1]),
+            start.eq(icu_start),
             clear.eq(ctrl_write & self.bus_wdata[CTRL_CLEAR.bit_length() - 1]),
         ]
         with m.If(ctrl_write & self.bus_wdata[CTRL_START.bit_length() - 1]):
@@ -167,13 +179,24 @@ class Chip(wiring.Component):
         notify_any = Signal()
         m.d.comb += notify_any.eq(Cat(icu.notify for icu in icus).any())
         for icu in icus:
-            m.d.comb += [icu.start.eq(start), icu.notify_in.eq(notify_any)]
+            m.d.comb += [icu.start.eq(icu_start), icu.notify_in.eq(notify_any)]
+
+        def _ahead(value, name: str):
+            """``value`` of an ICU's cycle c, in the slices' cycle c (one register)."""
+            reg = Signal.like(value, name=name)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        issue_at = [_ahead(icu.issue, f"{q.name}_issue")
+                    for q, icu in zip(queues, icus, strict=True)]
+        instr_at = [_ahead(icu.instr, f"{q.name}_instr")
+                    for q, icu in zip(queues, icus, strict=True)]
 
         chains: dict[int, list] = {}
 
         def tile_instr(qi: int, k: int):
             if qi not in chains:
-                chains[qi] = [(icus[qi].issue, icus[qi].instr)]
+                chains[qi] = [(issue_at[qi], instr_at[qi])]
             while len(chains[qi]) <= k:
                 prev_issue, prev_instr = chains[qi][-1]
                 j = len(chains[qi])
@@ -226,8 +249,8 @@ class Chip(wiring.Component):
                 unit = ResetInserter(start)(MxmPlane(cfg) if s.kind is SliceKind.MXM
                                             else Sxm(cfg))
                 m.submodules[s.name] = unit
-                icu = icus[queue_of[s.name]]
-                m.d.comb += [unit.issue.eq(icu.issue), unit.instr.eq(icu.instr)]
+                qi = queue_of[s.name]
+                m.d.comb += [unit.issue.eq(issue_at[qi]), unit.instr.eq(instr_at[qi])]
                 for k in range(sl):
                     attach(unit.s.tiles[k], k, p)
                 (mxm_units if s.kind is SliceKind.MXM else sxm_units)[s.index] = unit
@@ -255,41 +278,32 @@ class Chip(wiring.Component):
         # times put a 64-bit adder per queue and a 64-bit maximum tree (a one-lane chip: 20 MHz
         # on an ECP5, 31 MHz now).
         #
-        # Each queue's event is registered before the maximum (already aged by the cycle the
-        # register costs), so the issue logic and the opcode's latency lookup end at a flip-flop
-        # and the maximum starts from one. D then lags its issues by a cycle, which never
-        # changes when the run ends: both tests also need every queue ended or parked, and a
-        # queue that is ended or parked in a cycle issues and notifies nothing in it, so the
-        # events the maximum has not seen yet are all at the floor.
-        def aged_const(value: int) -> int:
-            return max(value - 1, floor)
-
+        # Each queue's event is computed from its ICU's outputs a clock ahead and registered,
+        # so the issue logic and the opcode's latency lookup end at a flip-flop and the
+        # maximum starts from one (as do the ended and parked flags).
         events = []
         for q, icu in zip(queues, icus, strict=True):
             op_ev = Signal(rel_shape, name=f"{q.name}_op_event")
             with m.Switch(icu.instr.opcode):
                 for op, value in lat.items():
                     with m.Case(op):
-                        m.d.comb += op_ev.eq(aged_const(value - 1))
+                        m.d.comb += op_ev.eq(value - 1)
                 with m.Default():  # not an ISA opcode: counts as latency 0
-                    m.d.comb += op_ev.eq(aged_const(-1))
-            ev = Signal(rel_shape, name=f"{q.name}_event", init=floor)
-            with m.If(start):
-                m.d.sync += ev.eq(floor)
-            with m.Else():
-                m.d.sync += ev.eq(Mux(icu.issue, op_ev,
-                                      Mux(icu.notify, aged_const(0), floor)))
-            events.append(ev)
-        ended_now = Cat(icu.ended for icu in icus).all()
-        parked_or_ended = Cat(icu.ended | icu.parked for icu in icus).all()
-        any_parked = Cat(icu.parked for icu in icus).any()
+                    m.d.comb += op_ev.eq(-1)
+            events.append(_ahead(Mux(icu.issue, op_ev, Mux(icu.notify, 0, floor)),
+                                 f"{q.name}_event"))
+        ended_now = _ahead(Cat(icu.ended for icu in icus).all(), "ended_now")
+        parked_or_ended = _ahead(Cat(icu.ended | icu.parked for icu in icus).all(),
+                                 "parked_or_ended")
+        any_parked = _ahead(Cat(icu.parked for icu in icus).any(), "any_parked")
+        notify_now = _ahead(notify_any, "notify_now")
         end_event = Signal(rel_shape)
         ended_prev = Signal()
         m.d.sync += ended_prev.eq(ended_now)
         m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, 0, floor))
         aged = Signal(rel_shape)
         m.d.comb += aged.eq(Mux(d_rel > floor, d_rel - 1, floor))
-        d_now = Signal(rel_shape)  # D - (cycles + 1), clipped; without this cycle's events
+        d_now = Signal(rel_shape)  # D - (cycles + 1), clipped
         m.d.comb += d_now.eq(_max(m, [aged, end_event] + events, rel_shape))
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_rel.eq(0), ended_prev.eq(0)]
@@ -297,7 +311,7 @@ class Chip(wiring.Component):
             m.d.sync += [cycles.eq(cycles + 1), d_rel.eq(d_now)]
             with m.If(ended_now & (d_now == floor)):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-            with m.Elif(parked_or_ended & any_parked & ~notify_any & (d_now <= 0)):
+            with m.Elif(parked_or_ended & any_parked & ~notify_now & (d_now <= 0)):
                 m.d.sync += [busy.eq(0), deadlock.eq(1)]
 
         # --- performance counters (cleared by CLEAR and rst only) -------------------------------
@@ -311,18 +325,19 @@ class Chip(wiring.Component):
                 m.d.sync += c.eq(c + 1)
             counters.append(c)
 
-        for q, icu in zip(queues, icus, strict=True):
-            counter(f"issued_{q.name}", icu.issue)
+        for q in queues:
+            counter(f"issued_{q.name}", issue_at[q.index])
         mem_queues = [queue_of[s.name] for s in cfg.mem_slice_list]
         for qi in mem_queues:
-            op = icus[qi].instr.opcode
-            counter(f"reads_{queues[qi].name}", icus[qi].issue & opcode_in(op, MEM_READ_OPS))
+            op = instr_at[qi].opcode
+            counter(f"reads_{queues[qi].name}", issue_at[qi] & opcode_in(op, MEM_READ_OPS))
         for qi in mem_queues:
-            op = icus[qi].instr.opcode
-            counter(f"writes_{queues[qi].name}", icus[qi].issue & opcode_in(op, MEM_WRITE_OPS))
+            op = instr_at[qi].opcode
+            counter(f"writes_{queues[qi].name}", issue_at[qi] & opcode_in(op, MEM_WRITE_OPS))
         for plane in range(cfg.mxm_planes):
-            icu = icus[queue_of[f"mxm{plane}"]]
-            counter(f"abc_mxm{plane}", icu.issue & opcode_in(icu.instr.opcode, MXM_PRODUCT_OPS))
+            qi = queue_of[f"mxm{plane}"]
+            counter(f"abc_mxm{plane}",
+                    issue_at[qi] & opcode_in(instr_at[qi].opcode, MXM_PRODUCT_OPS))
         assert len(counters) == len(hm.counter_names)
 
         # --- host bus: writes -------------------------------------------------------------------

@@ -76,19 +76,55 @@ _COMPARE = {
     Opcode.CMPGT: lambda a, b: a > b, Opcode.CMPGE: lambda a, b: a >= b,
 }
 
+#: The ALU's result sources and the opcodes that take each (at most one per opcode).
+_ALU_RESULTS: dict[str, tuple[Opcode, ...]] = {
+    "sum": (Opcode.ADD,), "diff": (Opcode.SUB,),
+    "sat": (Opcode.ADDS, Opcode.SUBS, Opcode.ABS, Opcode.CVT),
+    "min": (Opcode.MIN,), "max": (Opcode.MAX,), "and": (Opcode.AND,), "or": (Opcode.OR,),
+    "xor": (Opcode.XOR,), "shl": (Opcode.SHL,), "shr": (Opcode.SHR, Opcode.SHRU),
+    "shrr": (Opcode.SHRR,), "sel": (Opcode.SEL,), "a": (Opcode.MOV,), "neg": (Opcode.NEG,),
+    "not": (Opcode.NOT,), "relu": (Opcode.RELU,), "cmp": tuple(_COMPARE),
+    # which comparison (the "cmp" result is -1 when it holds, else 0)
+    **{f"is_{op.name}": (op,) for op in _COMPARE},
+}
+#: What the saturating opcodes saturate (the "sat" result).
+_SATURATED: dict[str, tuple[Opcode, ...]] = {
+    "sum": (Opcode.ADDS,), "diff": (Opcode.SUBS,), "abs": (Opcode.ABS,), "a": (Opcode.CVT,),
+}
+
+
+def _one_hot(choices) -> Value:
+    """The value whose flag is 1 (0 when none is), for flags of which at most one is 1: an
+    AND-OR rather than a priority chain of multiplexers. Assign it to a signal of the
+    result's shape (signed terms are sign-extended, so the low bits are exact)."""
+    terms = [Mux(flag, value, 0) for flag, value in choices]
+    out = terms[0]
+    for term in terms[1:]:
+        out = out | term
+    return out
+
 
 def _dtype_range(dt: DType) -> tuple[int, int]:
     return -(1 << (dt.bits - 1)), (1 << (dt.bits - 1)) - 1
 
 
 def _saturate(m: Module, value, dtype, name: str) -> Signal:
-    """``fixedpoint.saturate(value, dtype.bits)`` as a signed 32-bit signal."""
+    """``fixedpoint.saturate(value, dtype.bits)`` as a signed 32-bit signal.
+
+    A signed value fits ``bits`` exactly when its bits from ``bits - 1`` up are all equal
+    (all 0 or all 1); otherwise its sign says which bound it is clipped to. Written as this
+    bit test rather than two comparisons with the bounds, which FPGA synthesis maps to carry
+    chains: on an ECP5 they were the longest path of the deep VXM pipeline's ALU stage."""
+    value = Value.cast(value)
     out = Signal(signed(32), name=name)
     with m.Switch(dtype):
         for dt in DType:
             lo, hi = _dtype_range(dt)
+            top = value[dt.bits - 1:]
+            fits = (top == 0) | (top == (1 << len(top)) - 1)
             with m.Case(dt.value):
-                m.d.comb += out.eq(Mux(value < lo, lo, Mux(value > hi, hi, value)))
+                m.d.comb += out.eq(Mux(fits, value[:dt.bits].as_signed(),
+                                       Mux(value[-1], lo, hi)))
     return out
 
 
@@ -375,6 +411,15 @@ class VxmAluTile(wiring.Component):
         m.d.comb += shift_in.eq(Cat(Const(0, 1), src, arith & a[31]).as_signed())
         shifted = Signal(signed(34), name=f"{name}_shifted")
         m.d.comb += shifted.eq(shift_in >> n)
+        # The result choice is one-hot: a flag per result source, decoded from the opcode here
+        # (in the deep pipeline: registered with the adders' outputs), so the choice starts
+        # from the flags rather than from an opcode compare (on an ECP5 the compare and a
+        # 26-way choice were the ALU stage's longest path).
+        opv = Value.cast(op)
+        pick = {key: Signal(name=f"{name}_pick_{key}") for key in _ALU_RESULTS}
+        m.d.comb += [pick[key].eq(opv.matches(*ops)) for key, ops in _ALU_RESULTS.items()]
+        clip = {key: Signal(name=f"{name}_clip_{key}") for key in _SATURATED}
+        m.d.comb += [clip[key].eq(opv.matches(*ops)) for key, ops in _SATURATED.items()]
         if self._config.vxm_deep_pipeline:
             # The adders, comparator and shifter above take one stage; rounding, saturation
             # and the result choice below the next (datapath_depth "alu" = 2).
@@ -388,55 +433,26 @@ class VxmAluTile(wiring.Component):
                                                 reg(neg, "neg"), reg(lt, "lt"), reg(eq, "eq"),
                                                 reg(shifted, "shifted"))
             a, b, c, dtype = reg(a, "a"), reg(b, "b"), reg(c, "c"), reg(dtype, "dtype")
-            op = reg(op, "op")
-        out = Signal(signed(32), name=f"{name}_out")
-        cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
-               Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
-        assert set(cmp) == set(_COMPARE)
+            pick = {key: reg(flag, f"pick_{key}") for key, flag in pick.items()}
+            clip = {key: reg(flag, f"clip_{key}") for key, flag in clip.items()}
         rounded = Signal(signed(34), name=f"{name}_rounded")
         m.d.comb += rounded.eq(shifted + 1)
         sat_in = Signal(signed(34), name=f"{name}_sat_in")
+        m.d.comb += sat_in.eq(_one_hot([
+            (clip["sum"], sum_), (clip["diff"], diff), (clip["abs"], Mux(a[31], neg, a)),
+            (clip["a"], a)]))
         sat = _saturate(m, sat_in, dtype, f"{name}_sat")
-        with m.Switch(op):
-            with m.Case(Opcode.ADD):
-                m.d.comb += out.eq(sum_)
-            with m.Case(Opcode.SUB):
-                m.d.comb += out.eq(diff)
-            with m.Case(Opcode.ADDS):
-                m.d.comb += [sat_in.eq(sum_), out.eq(sat)]
-            with m.Case(Opcode.SUBS):
-                m.d.comb += [sat_in.eq(diff), out.eq(sat)]
-            with m.Case(Opcode.MIN):
-                m.d.comb += out.eq(Mux(lt, a, b))
-            with m.Case(Opcode.MAX):
-                m.d.comb += out.eq(Mux(lt, b, a))
-            with m.Case(Opcode.AND):
-                m.d.comb += out.eq(a & b)
-            with m.Case(Opcode.OR):
-                m.d.comb += out.eq(a | b)
-            with m.Case(Opcode.XOR):
-                m.d.comb += out.eq(a ^ b)
-            with m.Case(Opcode.SHL):
-                m.d.comb += out.eq(shifted[1:33][::-1])
-            with m.Case(Opcode.SHR, Opcode.SHRU):
-                m.d.comb += out.eq(shifted[1:33])
-            with m.Case(Opcode.SHRR):
-                m.d.comb += out.eq(rounded[1:33])
-            for cmp_op, flag in cmp.items():
-                with m.Case(cmp_op):
-                    m.d.comb += out.eq(Mux(flag, -1, 0))
-            with m.Case(Opcode.SEL):
-                m.d.comb += out.eq(Mux(c != 0, a, b))
-            with m.Case(Opcode.MOV):
-                m.d.comb += out.eq(a)
-            with m.Case(Opcode.NEG):
-                m.d.comb += out.eq(neg)
-            with m.Case(Opcode.ABS):
-                m.d.comb += [sat_in.eq(Mux(a[31], neg, a)), out.eq(sat)]
-            with m.Case(Opcode.NOT):
-                m.d.comb += out.eq(~a)
-            with m.Case(Opcode.RELU):
-                m.d.comb += out.eq(Mux(a[31], 0, a))
-            with m.Case(Opcode.CVT):
-                m.d.comb += [sat_in.eq(a), out.eq(sat)]
+        cmp = {Opcode.CMPEQ: eq, Opcode.CMPNE: ~eq, Opcode.CMPLT: lt, Opcode.CMPLE: lt | eq,
+               Opcode.CMPGT: ~(lt | eq), Opcode.CMPGE: ~lt}
+        assert set(cmp) == set(_COMPARE)
+        holds = Signal(name=f"{name}_holds")  # the comparison's result
+        m.d.comb += holds.eq(_one_hot([(pick[f"is_{o.name}"], f) for o, f in cmp.items()]))
+        value = {
+            "sum": sum_, "diff": diff, "sat": sat, "min": Mux(lt, a, b), "max": Mux(lt, b, a),
+            "and": a & b, "or": a | b, "xor": a ^ b, "shl": shifted[1:33][::-1],
+            "shr": shifted[1:33], "shrr": rounded[1:33], "sel": Mux(c != 0, a, b), "a": a,
+            "neg": neg, "not": ~a, "relu": Mux(a[31], 0, a), "cmp": Mux(holds, -1, 0),
+        }
+        out = Signal(signed(32), name=f"{name}_out")
+        m.d.comb += out.eq(_one_hot([(pick[key], v) for key, v in value.items()]))
         return out

@@ -15,7 +15,7 @@ from .config import ChipConfig
 
 __all__ = [
     "ID", "VERSION", "REG", "COUNTER_BASE", "QUEUE_BASE", "SRAM_BASE", "CTRL_START",
-    "CTRL_CLEAR", "STATUS_BUSY", "STATUS_DONE", "STATUS_DEADLOCK", "HostMap",
+    "CTRL_CLEAR", "START_TO_CYCLE0", "STATUS_BUSY", "STATUS_DONE", "STATUS_DEADLOCK", "HostMap",
 ]
 
 #: ``"OLPU"`` little-endian ('O' in bits 7..0), the same magic as the program file.
@@ -36,6 +36,10 @@ SRAM_WINDOW = 1 << 30
 
 CTRL_START = 1 << 0
 CTRL_CLEAR = 1 << 1
+#: A ``CTRL.START`` written in bus cycle ``c`` makes bus cycle ``c + START_TO_CYCLE0`` chip
+#: cycle 0 (docs/architecture.md section 9.2): the chip registers the command, and its ICUs
+#: run a clock ahead of the slices (:mod:`hdl.chip`).
+START_TO_CYCLE0 = 3
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1
 STATUS_DEADLOCK = 1 << 2

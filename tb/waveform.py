@@ -16,15 +16,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from openlpu.hostmap import CTRL_START, REG
+from openlpu.hostmap import CTRL_START, REG, START_TO_CYCLE0
 
 __all__ = ["Waveform", "WaveformError", "Var", "cut_window", "cut_cycles", "cycle_edge"]
 
-# Chip cycle t (superlane-0 time) is the state right after rising edge START + 1 + t, where
-# START is the edge at which the chip samples the START write (the chip registers the command:
-# docs/architecture.md section 9.2). Checked on both simulators by tests/test_waveform.py,
-# which compares every stream register with the golden model.
-_START_TO_CYCLE0 = 1
+# Chip cycle t (superlane-0 time) is the state right after rising edge
+# START + START_TO_CYCLE0 - 1 + t, where START is the edge at which the chip samples the START
+# write (the state after it is bus cycle c + 1). Checked on both simulators by
+# tests/test_waveform.py, which compares every stream register with the golden model.
+_START_TO_CYCLE0 = START_TO_CYCLE0 - 1
 
 _RANGE = re.compile(r"\s*\[\d+(:\d+)?\]$")
 
