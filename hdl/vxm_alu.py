@@ -76,7 +76,8 @@ _COMPARE = {
     Opcode.CMPGT: lambda a, b: a > b, Opcode.CMPGE: lambda a, b: a >= b,
 }
 
-#: The ALU's result sources and the opcodes that take each (at most one per opcode).
+#: The ALU's result sources and the opcodes that take each (one per ALU opcode); the ``is_*``
+#: flags say which comparison the ``cmp`` source evaluates.
 _ALU_RESULTS: dict[str, tuple[Opcode, ...]] = {
     "sum": (Opcode.ADD,), "diff": (Opcode.SUB,),
     "sat": (Opcode.ADDS, Opcode.SUBS, Opcode.ABS, Opcode.CVT),
@@ -87,6 +88,9 @@ _ALU_RESULTS: dict[str, tuple[Opcode, ...]] = {
     # which comparison (the "cmp" result is -1 when it holds, else 0)
     **{f"is_{op.name}": (op,) for op in _COMPARE},
 }
+assert sorted(op.value for key, ops in _ALU_RESULTS.items() if not key.startswith("is_")
+              for op in ops) == sorted(op.value for op in ALU_OPS), \
+    "each ALU opcode needs exactly one result source"
 #: What the saturating opcodes saturate (the "sat" result).
 _SATURATED: dict[str, tuple[Opcode, ...]] = {
     "sum": (Opcode.ADDS,), "diff": (Opcode.SUBS,), "abs": (Opcode.ABS,), "a": (Opcode.CVT,),
