@@ -76,11 +76,15 @@ _COMPARE = {
     Opcode.CMPGT: lambda a, b: a > b, Opcode.CMPGE: lambda a, b: a >= b,
 }
 
+#: What the saturating opcodes saturate (the "sat" result source).
+_SATURATED: dict[str, tuple[Opcode, ...]] = {
+    "sum": (Opcode.ADDS,), "diff": (Opcode.SUBS,), "abs": (Opcode.ABS,), "a": (Opcode.CVT,),
+}
 #: The ALU's result sources and the opcodes that take each (one per ALU opcode); the ``is_*``
 #: flags say which comparison the ``cmp`` source evaluates.
 _ALU_RESULTS: dict[str, tuple[Opcode, ...]] = {
     "sum": (Opcode.ADD,), "diff": (Opcode.SUB,),
-    "sat": (Opcode.ADDS, Opcode.SUBS, Opcode.ABS, Opcode.CVT),
+    "sat": tuple(op for ops in _SATURATED.values() for op in ops),
     "min": (Opcode.MIN,), "max": (Opcode.MAX,), "and": (Opcode.AND,), "or": (Opcode.OR,),
     "xor": (Opcode.XOR,), "shl": (Opcode.SHL,), "shr": (Opcode.SHR, Opcode.SHRU),
     "shrr": (Opcode.SHRR,), "sel": (Opcode.SEL,), "a": (Opcode.MOV,), "neg": (Opcode.NEG,),
@@ -91,10 +95,6 @@ _ALU_RESULTS: dict[str, tuple[Opcode, ...]] = {
 assert sorted(op.value for key, ops in _ALU_RESULTS.items() if not key.startswith("is_")
               for op in ops) == sorted(op.value for op in ALU_OPS), \
     "each ALU opcode needs exactly one result source"
-#: What the saturating opcodes saturate (the "sat" result).
-_SATURATED: dict[str, tuple[Opcode, ...]] = {
-    "sum": (Opcode.ADDS,), "diff": (Opcode.SUBS,), "abs": (Opcode.ABS,), "a": (Opcode.CVT,),
-}
 
 
 def _one_hot(choices) -> Value:
