@@ -153,3 +153,56 @@ def test_unknown_sram_access_is_refused():
         run_rtl(MINI, [], "verilator", sram_access="vpi")
     with pytest.raises(RtlRunError, match="one of .* per job"):
         run_rtl(MINI, [], "verilator", sram_access=["backdoor_load"])
+
+
+def _amaranth_status(config, program, max_cycles: int = 200) -> tuple[int, int]:
+    """Load ``program`` into the chip in Amaranth's simulator, start it and wait until DONE or
+    DEADLOCK: ``(STATUS, CYCLES)``."""
+    from amaranth.sim import Simulator
+
+    from hdl.chip import Chip
+    from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG, STATUS_DEADLOCK, STATUS_DONE
+    from tb.host import AmaranthPorts, HostBus
+
+    chip = Chip(config)
+    out = {}
+
+    async def bench(ctx):
+        bus = HostBus(AmaranthPorts(ctx, chip), config)
+        await bus.load(program)
+        await bus.write(REG["CTRL"], CTRL_CLEAR | CTRL_START)
+        for _ in range(max_cycles):
+            status = await bus.read(REG["STATUS"])
+            if status & (STATUS_DONE | STATUS_DEADLOCK):
+                break
+        lo, hi = await bus.read_many([REG["CYCLES_LO"], REG["CYCLES_HI"]])
+        out["result"] = status, hi << 32 | lo
+
+    sim = Simulator(chip)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out["result"]
+
+
+def test_sync_release_and_deadlock_on_the_rtl():
+    """The chip's end-of-run logic on SYNC: a queue released by a NOTIFY ends with DONE after
+    the golden model's cycle count; queues parked with nobody left to notify them end with
+    DEADLOCK (and not DONE), also when an instruction is still in flight when they park."""
+    from firmware.asm import assemble
+    from openlpu.hostmap import STATUS_DEADLOCK, STATUS_DONE
+    from sim_models.errors import Deadlock
+    from sim_models.golden import run_program
+
+    released = assemble(".queue mem_w0\n SYNC\n NOP 2\n.queue vxm0\n NOP 5\n NOTIFY\n", LEAN)
+    status, cycles = _amaranth_status(LEAN, released)
+    assert status & STATUS_DONE and not status & STATUS_DEADLOCK
+    assert cycles == run_program(LEAN, released).cycles
+
+    for text in (".queue mem_w0\n SYNC\n.queue sxm_e\n NOP 3\n SYNC\n",
+                 ".queue mem_w0\n READ W0, b0:0\n SYNC\n.queue vxm0\n NOP 4\n"):
+        parked = assemble(text, LEAN)
+        with pytest.raises(Deadlock):
+            run_program(LEAN, parked)
+        status, _ = _amaranth_status(LEAN, parked)
+        assert status & STATUS_DEADLOCK and not status & STATUS_DONE, text
