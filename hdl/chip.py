@@ -304,26 +304,14 @@ class Chip(wiring.Component):
         aged = Signal(rel_shape)
         m.d.comb += aged.eq(Mux(d_rel > floor, d_rel - 1, floor))
         d_now = Signal(rel_shape)  # D - (cycles + 1), clipped
-        terms = [aged, end_event] + events
-        m.d.comb += d_now.eq(_max(m, terms, rel_shape))
-        # The two tests on d_now, taken on the maximum's inputs instead, side by side rather
-        # than after the tree (on an ECP5 the tree and a test after it were a critical path):
-        # the maximum is at most x exactly when every input is. aged is never below floor,
-        # so d_now == floor is d_now <= floor; and aged <= x (x >= floor) is d_rel <= x + 1.
-        d_at_floor = Signal()
-        d_not_after = Signal()  # d_now <= 0
-        m.d.comb += [
-            d_at_floor.eq(Cat(d_rel <= floor + 1,
-                              *(t <= floor for t in terms[1:])).all()),
-            d_not_after.eq(Cat(d_rel <= 1, *(t <= 0 for t in terms[1:])).all()),
-        ]
+        m.d.comb += d_now.eq(_max(m, [aged, end_event] + events, rel_shape))
         with m.If(start):
             m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_rel.eq(0), ended_prev.eq(0)]
         with m.Elif(busy):
             m.d.sync += [cycles.eq(cycles + 1), d_rel.eq(d_now)]
-            with m.If(ended_now & d_at_floor):
+            with m.If(ended_now & (d_now == floor)):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-            with m.Elif(parked_or_ended & any_parked & ~notify_now & d_not_after):
+            with m.Elif(parked_or_ended & any_parked & ~notify_now & (d_now <= 0)):
                 m.d.sync += [busy.eq(0), deadlock.eq(1)]
 
         # --- performance counters (cleared by CLEAR and rst only) -------------------------------
