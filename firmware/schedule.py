@@ -183,8 +183,8 @@ class ScheduleBuilder:
         return max(self._done, *ends) + self.config.superlanes - 1
 
     def queues(self, *, compress: bool = True) -> dict[str, list[Instruction]]:
-        """Each queue's code: its timetable with NOPs in the gaps, regular runs as REPEAT,
-        and an END."""
+        """Each queue's code: its timetable with NOPs in the gaps, regular runs as REPEAT
+        (where the config has it and ``compress``), and an END."""
         out = {}
         for q in self.config.queues:
             slots = self._slots.get(q.name)
@@ -224,7 +224,7 @@ class ScheduleBuilder:
                 now += gap
             code.append(instr)
             j = i + 1
-            if compress and j < len(timeline):
+            if compress and self.config.icu_repeat and j < len(timeline):
                 d = timeline[j][0] - cycle
                 step = self._stepped(instr, timeline[j][1])
                 if step is not None and d <= _MAX_REP_D:

@@ -325,19 +325,21 @@ class Chip(wiring.Component):
                 m.d.sync += c.eq(c + 1)
             counters.append(c)
 
-        for q in queues:
-            counter(f"issued_{q.name}", issue_at[q.index])
-        mem_queues = [queue_of[s.name] for s in cfg.mem_slice_list]
-        for qi in mem_queues:
-            op = instr_at[qi].opcode
-            counter(f"reads_{queues[qi].name}", issue_at[qi] & opcode_in(op, MEM_READ_OPS))
-        for qi in mem_queues:
-            op = instr_at[qi].opcode
-            counter(f"writes_{queues[qi].name}", issue_at[qi] & opcode_in(op, MEM_WRITE_OPS))
-        for plane in range(cfg.mxm_planes):
-            qi = queue_of[f"mxm{plane}"]
-            counter(f"abc_mxm{plane}",
-                    issue_at[qi] & opcode_in(instr_at[qi].opcode, MXM_PRODUCT_OPS))
+        if cfg.perf_counters:
+            for q in queues:
+                counter(f"issued_{q.name}", issue_at[q.index])
+            mem_queues = [queue_of[s.name] for s in cfg.mem_slice_list]
+            for qi in mem_queues:
+                op = instr_at[qi].opcode
+                counter(f"reads_{queues[qi].name}", issue_at[qi] & opcode_in(op, MEM_READ_OPS))
+            for qi in mem_queues:
+                op = instr_at[qi].opcode
+                counter(f"writes_{queues[qi].name}",
+                        issue_at[qi] & opcode_in(op, MEM_WRITE_OPS))
+            for plane in range(cfg.mxm_planes):
+                qi = queue_of[f"mxm{plane}"]
+                counter(f"abc_mxm{plane}",
+                        issue_at[qi] & opcode_in(instr_at[qi].opcode, MXM_PRODUCT_OPS))
         assert len(counters) == len(hm.counter_names)
 
         # --- host bus: writes -------------------------------------------------------------------

@@ -142,6 +142,10 @@ class Icu(wiring.Component):
     cycle as if one had issued just before, and re-issues the last unit instruction since
     ``start`` (if there was none it issues nothing); opcodes the ISA does not define are
     passed to the unit as unit instructions. The ``addr`` step wraps at 16 bits.
+
+    Without ``REPEAT`` (``config.icu_repeat = False``; the assembler and golden model refuse
+    it) the repetition counters, the stepped copy of the last issue and its choice are left
+    out, and a ``REPEAT`` word is executed as ``NOP 1``.
     """
 
     def __init__(self, config: ChipConfig):
@@ -175,6 +179,7 @@ class Icu(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self._config.queue_depth
+        has_repeat = self._config.icu_repeat
 
         m.submodules.mem = mem = Memory(shape=unsigned(WORD_BITS), depth=depth, init=[])
         wr = mem.write_port()
@@ -226,18 +231,23 @@ class Icu(wiring.Component):
             f_sync.eq(live & (word.opcode == Opcode.SYNC)),
             f_notify.eq(live & (word.opcode == Opcode.NOTIFY)),
             f_unit.eq(live & ~opv.matches(*(op.value for op in ICU_OPCODES))),
-            r_go.eq((f_rep & (word.rep_d <= 1)) | (go & rep_active & (rep_wait == 0))),
-            r_last.eq(r_go & Mux(f_rep, word.rep_n <= 1, rep_left <= 1)),
-            advance.eq(f_unit | f_nop | f_sync | f_notify | r_last),
-            stepped.eq(prev),
-            stepped.addr.eq(prev.addr + Mux(prev_steps, word.rep_step, 0)),
         ]
+        if has_repeat:
+            m.d.comb += [
+                r_go.eq((f_rep & (word.rep_d <= 1)) | (go & rep_active & (rep_wait == 0))),
+                r_last.eq(r_go & Mux(f_rep, word.rep_n <= 1, rep_left <= 1)),
+                advance.eq(f_unit | f_nop | f_sync | f_notify | r_last),
+                stepped.eq(prev),
+                stepped.addr.eq(prev.addr + Mux(prev_steps, word.rep_step, 0)),
+            ]
+        else:  # REPEAT as NOP 1: advance in its fetch cycle; r_go, rep_active stay 0
+            m.d.comb += advance.eq(f_unit | f_nop | f_sync | f_notify | f_rep)
 
         # --- outputs ---------------------------------------------------------------------------
-        issue = f_unit | (r_go & prev_valid)
+        issue = f_unit | (r_go & prev_valid) if has_repeat else f_unit
         m.d.comb += [
             self.issue.eq(issue),
-            self.instr.eq(Mux(r_go, stepped.as_value(), head)),
+            self.instr.eq(Mux(r_go, stepped.as_value(), head) if has_repeat else head),
             self.notify.eq(f_notify),
             self.ended.eq((ended & ~self.start) | f_end),
             self.parked.eq((parked & ~self.start) | f_sync),
@@ -265,10 +275,11 @@ class Icu(wiring.Component):
         with m.If(self.start):
             m.d.sync += [
                 running.eq(1), ended.eq(0), parked.eq(0), pc.eq(0), nop_wait.eq(0),
-                rep_active.eq(0), rep_left.eq(0), rep_wait.eq(0),
-                prev.eq(0), prev_steps.eq(0), prev_valid.eq(0), self.issued.eq(0),
-                head.eq(word0),
+                self.issued.eq(0), head.eq(word0),
             ]
+            if has_repeat:
+                m.d.sync += [rep_active.eq(0), rep_left.eq(0), rep_wait.eq(0),
+                             prev.eq(0), prev_steps.eq(0), prev_valid.eq(0)]
         with m.Else():
             with m.If(f_end):
                 m.d.sync += [running.eq(0), ended.eq(1)]
@@ -287,36 +298,36 @@ class Icu(wiring.Component):
             with m.Elif(self.notify_in):
                 m.d.sync += parked.eq(0)
 
-            # REPEAT n, d: repetitions at (fetch - 1) + k*d, k = 1..n
-            with m.If(r_go):
-                with m.If(r_last):
-                    m.d.sync += rep_active.eq(0)
-                with m.Else():
+            if has_repeat:  # REPEAT n, d: repetitions at (fetch - 1) + k*d, k = 1..n
+                with m.If(r_go):
+                    with m.If(r_last):
+                        m.d.sync += rep_active.eq(0)
+                    with m.Else():
+                        m.d.sync += [
+                            rep_active.eq(1),
+                            # subtract before the choice: the carry chain then runs in parallel
+                            # with the decode that makes f_rep
+                            rep_left.eq(Mux(f_rep, word.rep_n - 1, rep_left - 1)),
+                            rep_wait.eq(Mux(word.rep_d <= 1, 0, word.rep_d - 1)),
+                        ]
+                with m.Elif(f_rep):
                     m.d.sync += [
                         rep_active.eq(1),
-                        # subtract before the choice: the carry chain then runs in parallel
-                        # with the decode that makes f_rep
-                        rep_left.eq(Mux(f_rep, word.rep_n - 1, rep_left - 1)),
-                        rep_wait.eq(Mux(word.rep_d <= 1, 0, word.rep_d - 1)),
+                        rep_left.eq(Mux(word.rep_n == 0, 1, word.rep_n)),
+                        rep_wait.eq(word.rep_d - 2),
                     ]
-            with m.Elif(f_rep):
-                m.d.sync += [
-                    rep_active.eq(1),
-                    rep_left.eq(Mux(word.rep_n == 0, 1, word.rep_n)),
-                    rep_wait.eq(word.rep_d - 2),
-                ]
-            with m.Elif(go & rep_active):
-                m.d.sync += rep_wait.eq(rep_wait - 1)
+                with m.Elif(go & rep_active):
+                    m.d.sync += rep_wait.eq(rep_wait - 1)
 
-            # the previous issue, for REPEAT
-            with m.If(f_unit):
-                m.d.sync += [
-                    prev.eq(head),
-                    prev_steps.eq(opv.matches(*(op.value for op in STEP_OPCODES))),
-                    prev_valid.eq(1),
-                ]
-            with m.Elif(r_go):
-                m.d.sync += prev.addr.eq(stepped.addr)
+                # the previous issue, for REPEAT
+                with m.If(f_unit):
+                    m.d.sync += [
+                        prev.eq(head),
+                        prev_steps.eq(opv.matches(*(op.value for op in STEP_OPCODES))),
+                        prev_valid.eq(1),
+                    ]
+                with m.Elif(r_go):
+                    m.d.sync += prev.addr.eq(stepped.addr)
 
             with m.If(issue & (self.issued != (1 << len(self.issued)) - 1)):
                 m.d.sync += self.issued.eq(self.issued + 1)

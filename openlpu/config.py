@@ -116,6 +116,15 @@ class ChipConfig:
         registered before the stream write. The results are the same; every VXM latency grows
         (``ADD`` 2 -> 4, ``MUL`` 3 -> 5, ``EXP`` 6 -> 15, ``RSQRT`` 8 -> 29, see
         :mod:`openlpu.isa`) and so do the flip-flops.
+    perf_counters : bool
+        Whether the chip has its performance counters (default True: per queue the unit
+        instructions issued, per MEM slice the reads and writes, per MXM plane the ``ABC``
+        count; :attr:`openlpu.hostmap.HostMap.counter_names`). Without them the host map has
+        no counters (``NCOUNTERS`` reads 0); the cycle count stays.
+    icu_repeat : bool
+        Whether the instruction queues execute ``REPEAT`` (default True). Without it the
+        assembler and golden model refuse ``REPEAT`` and the compiler writes every repetition
+        out as its own instruction word (longer queues, the same schedule).
     """
 
     name: str
@@ -132,6 +141,8 @@ class ChipConfig:
     vxm_special_alus: int = 1
     vxm_multiplier: bool = True
     vxm_deep_pipeline: bool = False
+    perf_counters: bool = True
+    icu_repeat: bool = True
 
     def __post_init__(self):
         def need(field, ok, allowed):
@@ -171,7 +182,7 @@ class ChipConfig:
         need("vxm_special_alus", lambda v: isinstance(v, int), "an integer")
         need("vxm_special_alus", lambda v: 0 <= v <= self.vxm_alus_per_lane,
              f"0..vxm_alus_per_lane ({self.vxm_alus_per_lane})")
-        for field in ("vxm_multiplier", "vxm_deep_pipeline"):
+        for field in ("vxm_multiplier", "vxm_deep_pipeline", "perf_counters", "icu_repeat"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"config {self.name!r}: field {field!r} must be true or "
                                   f"false, not {getattr(self, field)!r}")

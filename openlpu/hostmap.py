@@ -98,8 +98,11 @@ class HostMap:
 
     @property
     def counter_names(self) -> list[tuple[str, str]]:
-        """``(group, name)`` of every performance counter, in address order."""
+        """``(group, name)`` of every performance counter, in address order (none when the
+        config leaves them out, ``perf_counters = False``)."""
         cfg = self.config
+        if not cfg.perf_counters:
+            return []
         mems = [s.name for s in cfg.mem_slice_list]
         return ([("issued", q.name) for q in cfg.queues]
                 + [("mem_reads", m) for m in mems] + [("mem_writes", m) for m in mems]

@@ -451,8 +451,9 @@ def vxm_alu_index(queue_name: str) -> int | None:
 
 
 def missing_feature(op: Opcode, queue_name: str, config: ChipConfig) -> str | None:
-    """Why the VXM ALU of ``queue_name`` in ``config`` lacks the hardware for ``op`` (naming
-    the config field that leaves it out), or None if it has it (or ``op`` needs none)."""
+    """Why queue ``queue_name`` of ``config`` lacks the hardware for ``op`` (a VXM ALU
+    without the special-function unit or the multiplier, or no ``REPEAT`` in the ICUs), naming
+    the config field that leaves it out, or None if it has it (or ``op`` needs none)."""
     if op in VXM_SPECIAL:
         alu = vxm_alu_index(queue_name)
         if alu is None or not config.vxm_alu_has_special(alu):
@@ -465,6 +466,8 @@ def missing_feature(op: Opcode, queue_name: str, config: ChipConfig) -> str | No
     if op in VXM_MULTIPLY and not config.vxm_multiplier:
         return (f"{op.name} needs the VXM multiplier, which this config leaves out "
                 f"(vxm_multiplier = False)")
+    if op is Opcode.REPEAT and not config.icu_repeat:
+        return "the instruction queues of this config do not execute REPEAT (icu_repeat = False)"
     return None
 
 

@@ -110,11 +110,17 @@ def test_resource_options_are_validated_and_change_the_hash_only_when_set():
         base.replace(vxm_special_alus=3)
     with pytest.raises(ConfigError, match="vxm_multiplier.*true or false"):
         base.replace(vxm_multiplier=1)
+    for field in ("perf_counters", "icu_repeat"):
+        assert getattr(base, field) is True
+        assert base.replace(**{field: False}).config_hash != base.config_hash
+        assert base.replace(**{field: True}).config_hash == base.config_hash
+        with pytest.raises(ConfigError, match=f"{field}.*true or false, not 'no'"):
+            base.replace(**{field: "no"})
 
 
 def test_config_files_may_leave_out_the_resource_options(tmp_path):
     old = {k: v for k, v in PRESETS["ice40"].to_dict().items()
-           if k not in ("vxm_special_alus", "vxm_multiplier")}
+           if k not in ("vxm_special_alus", "vxm_multiplier", "perf_counters", "icu_repeat")}
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     assert get_config(str(path)).config_hash == PRESETS["ice40"].config_hash

@@ -43,6 +43,9 @@ from openlpu.isa import (
 from sim_models.golden import GoldenModel
 
 PRESET_NAMES = ("ice40", "ecp5", "sim")
+# The presets, and the ice40 chip with ICUs that leave REPEAT out (icu_repeat = False)
+CONFIGS = {**{n: PRESETS[n] for n in PRESET_NAMES},
+           "norepeat": PRESETS["ice40"].replace(name="norepeat", icu_repeat=False)}
 OPC_LSB = FIELDS["opcode"].lsb
 ADDR_MASK = (1 << FIELDS["addr"].width) - 1
 PHANTOM = "sxm_e"  # a queue no test design instantiates: stands for a testbench notify
@@ -272,7 +275,7 @@ def random_code(rng, config, queue, length, *, p_sync=0.0, p_notify=0.0, end=Tru
     while len(code) < length:
         r = rng.random()
         after_unit = bool(code) and code[-1].spec.unit is not Unit.ICU
-        if after_unit and r < 0.3:
+        if after_unit and r < 0.3 and config.icu_repeat:
             code.append(random_repeat(rng, config, code[-1]))
         elif r < 0.45:
             code.append(I(Opcode.NOP, nop_count=int(rng.integers(1, 6))))
@@ -299,12 +302,12 @@ def garbage(rng, config, queue, k):
 # --- tests: random programs -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("preset", list(CONFIGS))
 def test_random_programs_match_issue_times(preset):
     """60 random single-queue programs (MEM, MXM and VXM queues) with NOP, REPEAT and NOTIFY,
     run back to back in one simulation, each followed in memory by words that must not run."""
-    config = PRESETS[preset]
-    rng = np.random.default_rng(1000 + PRESET_NAMES.index(preset))
+    config = CONFIGS[preset]
+    rng = np.random.default_rng(1000 + list(CONFIGS).index(preset))
     queues = ("mem_w0", "mxm0", "vxm0")
     top = _Top(config, queues)
 
@@ -321,11 +324,11 @@ def test_random_programs_match_issue_times(preset):
     simulate(top, bench)
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("preset", list(CONFIGS))
 def test_random_sync_programs_on_two_queues(preset):
     """Two Icus with SYNC and NOTIFY in both, releasing each other over the shared wire."""
-    config = PRESETS[preset]
-    rng = np.random.default_rng(2000 + PRESET_NAMES.index(preset))
+    config = CONFIGS[preset]
+    rng = np.random.default_rng(2000 + list(CONFIGS).index(preset))
     names = ("mem_w0", "mxm0")
     top = _Top(config, names)
     cases = []
@@ -351,11 +354,11 @@ def test_random_sync_programs_on_two_queues(preset):
     simulate(top, bench)
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("preset", list(CONFIGS))
 def test_random_sync_programs_with_testbench_notify(preset):
     """One Icu whose notify_in the testbench drives in chosen cycles."""
-    config = PRESETS[preset]
-    rng = np.random.default_rng(3000 + PRESET_NAMES.index(preset))
+    config = CONFIGS[preset]
+    rng = np.random.default_rng(3000 + list(CONFIGS).index(preset))
     q = "mem_e0"
     top = _Top(config, (q,))
     cases = []
@@ -378,12 +381,12 @@ def test_random_sync_programs_with_testbench_notify(preset):
     simulate(top, bench)
 
 
-@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("preset", list(CONFIGS))
 def test_read_programs_match_the_golden_model_trace(preset):
     """READ-only queues (always a valid schedule) on two MEM slices with SYNC/NOTIFY: the RTL
     issues what GoldenModel traces, in the same cycles, and counts the same issues."""
-    config = PRESETS[preset]
-    rng = np.random.default_rng(4000 + PRESET_NAMES.index(preset))
+    config = CONFIGS[preset]
+    rng = np.random.default_rng(4000 + list(CONFIGS).index(preset))
     names = ("mem_w0", "mem_e0")
     top = _Top(config, names)
     cases = []
@@ -660,6 +663,22 @@ def test_repeat_steps_only_the_opcodes_with_a_step_field():
         assert tr["mxm0"].words == [iw] * 3 + [acc, acc + 7, acc + 14]
 
     simulate(top, bench)
+
+
+def test_without_repeat_a_repeat_word_runs_as_nop_1():
+    """``icu_repeat = False``: the ISA refuses REPEAT, and a REPEAT word written raw takes
+    one cycle, as ``NOP 1``, and re-issues nothing (the queue never hangs on it)."""
+    config = CONFIGS["norepeat"]
+    read = I(Opcode.READ, dst=E0, addr=4)
+    rep = I(Opcode.REPEAT, rep_n=3, rep_d=2, rep_step=1)
+    with pytest.raises(isa.IsaError, match="icu_repeat = False"):
+        check_queue_program([read, rep], Unit.MEM, config, "mem_w0")
+    tr = run_directed(config, {"mem_w0": [read, rep, I(Opcode.READ, dst=E0, addr=9)]})
+    as_nop = issue_times(config, {"mem_w0": [read, I(Opcode.NOP, nop_count=1),
+                                             I(Opcode.READ, dst=E0, addr=9)]})["mem_w0"]
+    assert tr["mem_w0"].events == as_nop == [(0, Opcode.READ), (2, Opcode.READ),
+                                             (3, Opcode.END)]
+    assert [w & ADDR_MASK for w in tr["mem_w0"].words] == [4, 9]
 
 
 def test_issued_counter_saturates():

@@ -41,3 +41,13 @@ def test_windows_do_not_overlap(name):
     last_sram = h.sram_word(cfg.mem_slices - 1, cfg.address_space - 1) + h.lanes_padded - 4
     assert last_counter < 0x1000_0000 <= last_queue < 0x4000_0000 <= last_sram < 0x8000_0000
     assert h.lanes_padded & (h.lanes_padded - 1) == 0 and h.lanes_padded >= cfg.lanes
+
+
+def test_a_config_without_performance_counters_has_none_in_the_map():
+    cfg = PRESETS["ice40"]
+    h = HostMap(cfg)
+    assert len(h.counter_names) == h.config_words["NCOUNTERS"] == len(cfg.queues) + 2 * \
+        cfg.mem_slices + cfg.mxm_planes
+    bare = HostMap(cfg.replace(name="bare", perf_counters=False))
+    assert bare.counter_names == [] and bare.config_words["NCOUNTERS"] == 0
+    assert bare.config_words["CONFIG_HASH"] != h.config_words["CONFIG_HASH"]

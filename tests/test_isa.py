@@ -98,6 +98,21 @@ def test_special_functions_only_on_the_special_function_queue():
         check_queue_program([exp], Unit.VXM, ECP5, "vxm1")
 
 
+def test_repeat_is_refused_where_the_queues_leave_it_out():
+    from openlpu.isa import Unit, check_queue_program
+
+    read = Instruction(Opcode.READ, addr=3)
+    repeat = Instruction(Opcode.REPEAT, rep_n=2, rep_d=1, rep_step=1)
+    check_queue_program([read, repeat], Unit.MEM, ECP5, "mem_w0")
+    plain = ECP5.replace(name="plain", icu_repeat=False)
+    check_queue_program([read, Instruction(Opcode.NOP, nop_count=3), read], Unit.MEM, plain,
+                        "mem_w0")
+    with pytest.raises(IsaError, match=r"REPEAT cannot run on queue mem_w0 of config 'plain'.*"
+                                       r"\(icu_repeat = False\)") as e:
+        check_queue_program([read, repeat], Unit.MEM, plain, "mem_w0")
+    assert e.value.index == 1
+
+
 def test_opcodes_the_config_leaves_out_are_refused_naming_the_field():
     from openlpu.isa import VXM_MULTIPLY, VXM_SPECIAL, Unit, check_queue_program
 

@@ -231,6 +231,27 @@ def test_abco_saves_the_acc_cycles(preset):
 # --- errors ---------------------------------------------------------------------------------------
 
 
+def test_without_repeat_the_same_schedule_is_written_out():
+    """A config whose queues have no REPEAT (``icu_repeat = False``): the lowering writes the
+    repetitions out, so the queues hold more words, but issue times, cycles and result are
+    those of the preset."""
+    rng = np.random.default_rng(5)
+    x, w, mult = data(rng, 20, 24, 16)
+    config = PRESETS["ecp5"]
+    plain = config.replace(name="plain", icu_repeat=False)
+    with_repeat, _ = check(config, x, w, mult, 12)
+    without, _ = check(plain, x, w, mult, 12)
+    words = [sum(map(len, lg.program.queues.values())) for lg in (with_repeat, without)]
+    assert any(i.op is Opcode.REPEAT for code in with_repeat.program.queues.values()
+               for i in code)
+    assert not any(i.op is Opcode.REPEAT for code in without.program.queues.values()
+                   for i in code)
+    assert words[1] > words[0]
+    assert without.predicted_cycles == with_repeat.predicted_cycles
+    assert issue_times(plain, without.program.queues) == \
+        issue_times(config, with_repeat.program.queues)
+
+
 def test_sram_too_small():
     rng = np.random.default_rng(9)
     x, w, mult = data(rng, 64, 64, 64)
