@@ -436,7 +436,8 @@ class Chip(wiring.Component):
             with m.Case(0):
                 m.d.comb += self.bus_rdata.eq(r_reg)
             with m.Case(1):
-                m.d.comb += self.bus_rdata.eq(Mux(r_high, queue_word[32:], queue_word[:32]))
+                m.d.comb += self.bus_rdata.eq(Mux(r_idle, Mux(r_high, queue_word[32:],
+                                                              queue_word[:32]), 0))
             with m.Case(2):
                 m.d.comb += self.bus_rdata.eq(Mux(r_idle, sram_word, 0))
         return m

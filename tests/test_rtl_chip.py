@@ -207,3 +207,41 @@ def test_sync_release_and_deadlock_on_the_rtl():
             run_program(LEAN, parked)
         status, _ = _amaranth_status(LEAN, parked)
         assert status & STATUS_DEADLOCK and not status & STATUS_DONE, text
+
+
+def test_queue_window_reads_0_while_running_and_the_word_after():
+    """The queue window through the chip: while a run holds the bus locked a read returns 0
+    (the ICU's read port belongs to its sequencer then), and after it the stored word."""
+    from amaranth.sim import Simulator
+
+    from firmware.asm import assemble
+    from hdl.chip import Chip
+    from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG, STATUS_DONE, HostMap
+    from openlpu.isa import encode
+    from tb.host import AmaranthPorts, HostBus
+
+    program = assemble(".queue mem_w0\n READ W0, b0:0\n NOP 30\n READ W0, b0:1\n", LEAN)
+    words = [encode(i) for i in program.queues["mem_w0"]]
+    hm = HostMap(LEAN)
+    addr = [hm.queue_word(LEAN.queue_by_name["mem_w0"].index, k) + h
+            for k in range(2) for h in (0, 4)]
+    chip = Chip(LEAN)
+    seen = {}
+
+    async def bench(ctx):
+        bus = HostBus(AmaranthPorts(ctx, chip), LEAN)
+        await bus.load(program)
+        await bus.write(REG["CTRL"], CTRL_CLEAR | CTRL_START)
+        seen["running"] = await bus.read_many(addr)
+        seen["busy"] = await bus.read(REG["STATUS"])
+        while not await bus.read(REG["STATUS"]) & STATUS_DONE:
+            pass
+        seen["after"] = await bus.read_many(addr)
+
+    sim = Simulator(chip)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["busy"] & 1 and seen["running"] == [0, 0, 0, 0]
+    assert seen["after"] == [w >> s & 0xFFFF_FFFF for w in words[:2] for s in (0, 32)]
+    assert any(seen["after"])
