@@ -156,22 +156,36 @@ def test_unknown_sram_access_is_refused():
         run_rtl(MINI, [], "verilator", sram_access=["backdoor_load"])
 
 
-def _amaranth_status(config, program, max_cycles: int = 200) -> tuple[int, int]:
-    """Load ``program`` into the chip in Amaranth's simulator, start it and wait until DONE or
-    DEADLOCK: ``(STATUS, CYCLES)``."""
+def _amaranth_run(config, program, after_start) -> None:
+    """Load ``program`` into the chip in Amaranth's simulator over the host bus, start it
+    (CLEAR | START) and hand the bus to ``await after_start(bus)``."""
     from amaranth.sim import Simulator
 
     from hdl.chip import Chip
-    from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG, STATUS_DEADLOCK, STATUS_DONE
+    from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG
     from tb.host import AmaranthPorts, HostBus
 
     chip = Chip(config)
-    out = {}
 
     async def bench(ctx):
         bus = HostBus(AmaranthPorts(ctx, chip), config)
         await bus.load(program)
         await bus.write(REG["CTRL"], CTRL_CLEAR | CTRL_START)
+        await after_start(bus)
+
+    sim = Simulator(chip)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def _amaranth_status(config, program, max_cycles: int = 200) -> tuple[int, int]:
+    """Run ``program`` (:func:`_amaranth_run`) until DONE or DEADLOCK: ``(STATUS, CYCLES)``."""
+    from openlpu.hostmap import REG, STATUS_DEADLOCK, STATUS_DONE
+
+    out = {}
+
+    async def wait(bus):
         for _ in range(max_cycles):
             status = await bus.read(REG["STATUS"])
             if status & (STATUS_DONE | STATUS_DEADLOCK):
@@ -179,10 +193,7 @@ def _amaranth_status(config, program, max_cycles: int = 200) -> tuple[int, int]:
         lo, hi = await bus.read_many([REG["CYCLES_LO"], REG["CYCLES_HI"]])
         out["result"] = status, hi << 32 | lo
 
-    sim = Simulator(chip)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _amaranth_run(config, program, wait)
     return out["result"]
 
 
@@ -212,36 +223,25 @@ def test_sync_release_and_deadlock_on_the_rtl():
 def test_queue_window_reads_0_while_running_and_the_word_after():
     """The queue window through the chip: while a run holds the bus locked a read returns 0
     (the ICU's read port belongs to its sequencer then), and after it the stored word."""
-    from amaranth.sim import Simulator
-
     from firmware.asm import assemble
-    from hdl.chip import Chip
-    from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG, STATUS_DONE, HostMap
+    from openlpu.hostmap import REG, STATUS_DONE, HostMap
     from openlpu.isa import encode
-    from tb.host import AmaranthPorts, HostBus
 
     program = assemble(".queue mem_w0\n READ W0, b0:0\n NOP 30\n READ W0, b0:1\n", LEAN)
     words = [encode(i) for i in program.queues["mem_w0"]]
     hm = HostMap(LEAN)
     addr = [hm.queue_word(LEAN.queue_by_name["mem_w0"].index, k) + h
             for k in range(2) for h in (0, 4)]
-    chip = Chip(LEAN)
     seen = {}
 
-    async def bench(ctx):
-        bus = HostBus(AmaranthPorts(ctx, chip), LEAN)
-        await bus.load(program)
-        await bus.write(REG["CTRL"], CTRL_CLEAR | CTRL_START)
+    async def watch(bus):
         seen["running"] = await bus.read_many(addr)
         seen["busy"] = await bus.read(REG["STATUS"])
         while not await bus.read(REG["STATUS"]) & STATUS_DONE:
             pass
         seen["after"] = await bus.read_many(addr)
 
-    sim = Simulator(chip)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _amaranth_run(LEAN, program, watch)
     assert seen["busy"] & 1 and seen["running"] == [0, 0, 0, 0]
     assert seen["after"] == [w >> s & 0xFFFF_FFFF for w in words[:2] for s in (0, 32)]
     assert any(seen["after"])
