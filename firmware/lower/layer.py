@@ -656,11 +656,13 @@ def _llama_body(g: LayerGraph, layer, tokens: int, start: int, cap: int):
                 layer.k_out)
     v = requant(g, "v", linear(g, "v", xn, layer.v.weight, head_columns(nkv, dh, L)),
                 layer.v_out)
-    append_values(g, v, cache, start)
     qr = rope(g, "rope_q.", heads_view(q, "q.heads", nh, dh), pos, layer.rope)
     qr = requant(g, "q_rope", qr, layer.q_rope)
     kr = rope(g, "rope_k.", heads_view(k, "k.heads", nkv, dh), pos, layer.rope)
     requant(g, "k_rope", kr, layer.k_rope, out=cache.k_rows("k_rope", start, tokens))
+    # placed after RoPE, which the scores wait for: the ops are placed in this order, and the
+    # value-cache append (needed only by P @ V) then takes the cycles RoPE leaves free
+    append_values(g, v, cache, start)
     ctx = attention(g, "attn.", qr, cache, start + tokens, pos, layer.attn, causal=True)
     o = linear(g, "o", flat_view(ctx, "ctx.flat"), layer.o.weight)
     h = g.vxm("h", Opcode.ADDS, 32, requant(g, "h.attn", o, layer.o_res),
