@@ -668,9 +668,10 @@ def _llama_body(g: LayerGraph, layer, tokens: int, start: int, cap: int):
     h = g.vxm("h", Opcode.ADDS, 32, requant(g, "h.attn", o, layer.o_res),
               requant(g, "h.x", x, layer.x_res))
     hn, _ = norm(g, "ln_ffn.", h, layer.ln_ffn)
-    gq = requant(g, "gate.q16", linear(g, "gate", hn, layer.gate.weight), layer.gate_q16)
-    gs = g.vxm("ffn.silu", Opcode.SILU, 32, gq)
-    u = requant(g, "up.scaled", linear(g, "up", hn, layer.up.weight), layer.up_scaled)
+    gate = linear(g, "gate", hn, layer.gate.weight)
+    up = linear(g, "up", hn, layer.up.weight)
+    gs = g.vxm("ffn.silu", Opcode.SILU, 32, requant(g, "gate.q16", gate, layer.gate_q16))
+    u = requant(g, "up.scaled", up, layer.up_scaled)
     a = g.vxm("ffn.act", Opcode.REQ, 8, gs, u, shift=layer.act_shift)
     d = linear(g, "down", a, layer.down.weight)
     g.vxm("out", Opcode.ADDS, 32, requant(g, "out.ffn", d, layer.down_res),
