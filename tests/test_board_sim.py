@@ -100,3 +100,25 @@ def test_runtime_on_amaranth_simulator():
     board.write(SRAM_BASE + 8, [0x0403_0201, 0xFFFF_FFFF])
     assert board.read(SRAM_BASE, 4) == [0, 0, 0x0403_0201, 0xFFFF_FFFF]
     assert port.framing_errors == 0
+
+
+def test_runtime_runs_a_program_on_a_chip_without_counters_or_repeat():
+    """A board whose chip leaves out the performance counters and REPEAT (the smallest chip
+    the UP5K section of docs/fpga.md measures): the runtime loads, runs and reads back a
+    random program through the UART on Amaranth's simulator, it matches the golden model, and
+    there are no counters to read."""
+    bare = ICE40.replace(name="bare", lanes_per_superlane=1, mem_slices_per_hemisphere=1,
+                         vxm_special_alus=0, vxm_multiplier=False, vxm_deep_pipeline=False,
+                         perf_counters=False, icu_repeat=False)
+    program = random_program(bare, seed_for("amaranth/bare"), 6)
+    top = BoardTop(bare, clocks_per_bit=4, timeout=400)
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    port = AmaranthTransport(sim, top.uart_rx, top.uart_tx, clocks_per_bit=4, clock_hz=1e8,
+                             timeout_cycles=400)
+    board = Board(port, bare)
+    assert board.identify().config_hash == bare.config_hash
+    result = board.run_program(program, readback="written")
+    assert result.matches, result.mismatch
+    assert result.cycles == result.golden_cycles > 0
+    assert result.counters == {} and board.read_counters() == {}
