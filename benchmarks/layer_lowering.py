@@ -17,7 +17,8 @@ at the full stream bandwidth (``stream_bytes_per_cycle``).
 
 Cases: a random Llama layer (hidden 40, 5 heads, 1 KV head, FFN 50) on ``ecp5`` and ``sim``;
 a random Llama layer (hidden 128, 4 heads, 2 KV heads, FFN 256) on ``sim`` with 16 and 32
-(= lanes) tokens; layer 0 of all-MiniLM-L6-v2 (hidden 384, 12 heads, FFN 1536) on ``sim``
+(= lanes) tokens; a wider one (hidden 256, 8 heads, 2 KV heads, FFN 512) on ``sim`` with 4
+tokens, for decode; layer 0 of all-MiniLM-L6-v2 (hidden 384, 12 heads, FFN 1536) on ``sim``
 with 8 and 32 tokens and on ``groqchip`` with 32 tokens. Each Llama case is a prefill and two
 decode steps.
 
@@ -42,6 +43,9 @@ from openlpu.config import PRESETS
 PHASES = ("norms", "qkv", "attention", "out_proj", "ffn")
 SMALL = dict(hidden_size=40, num_heads=5, num_kv_heads=1, intermediate_size=50, head_dim=8)
 MID = dict(hidden_size=128, num_heads=4, num_kv_heads=2, intermediate_size=256, head_dim=32)
+# Decode is a chain of dependent ops whose latency barely grows with the layer, while the
+# weight-streaming bound does: a wider layer shows how the ratio to the bound scales.
+WIDE = dict(hidden_size=256, num_heads=8, num_kv_heads=2, intermediate_size=512, head_dim=32)
 
 
 def case(label: str, model: Path, preset: str, seq: int, decode: int) -> None:
@@ -84,6 +88,8 @@ def main(argv=None) -> int:
             case("llama h40", small, preset, 8, 2)
         for seq in (16, 32):
             case("llama h128", mid, "sim", seq, 2)
+        wide = write_random_llama_checkpoint(Path(d) / "wide", seed=3, **WIDE)
+        case("llama h256", wide, "sim", 4, 2)
     if args.quick:
         return 0
     minilm = minilm_dir()
