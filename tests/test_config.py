@@ -1,6 +1,7 @@
 """Chip configs: the published groqchip figures, presets, derived floorplan, validation."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,12 @@ def test_config_files_may_leave_out_the_resource_options(tmp_path):
     path.write_text(json.dumps(old))
     assert get_config(str(path)).config_hash == PRESETS["ice40"].config_hash
     assert not get_config(str(path), vxm_multiplier=False).vxm_multiplier
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "examples")
+                                        .glob("*.json")), ids=lambda p: p.name)
+def test_example_configs_load(path):
+    config = get_config(str(path))
+    assert config.name == path.stem
+    if path.stem == "up5k-smallest":  # docs/fpga.md measures it with both options off
+        assert not config.perf_counters and not config.icu_repeat and config.lanes == 1
