@@ -272,6 +272,17 @@ def test_nets_below_the_core_wrapper_belong_to_their_unit():
     assert reports.instance_of_net("sr_in[3]", units) == "wrapper"
 
 
+def test_nets_the_placer_made_do_not_split_a_path_into_instances():
+    """A carry chain nextpnr split on an ECP5 has nets of its own between the design's:
+    the path crosses the run control (the top) alone, not top > wrapper > top > ..."""
+    nets = ["dut.core.d_rel[0]", "dut.core.d_rel_CCU2C_B1_COUT", "$nextpnr_CCU2C_437$CIN",
+            "dut.core.d_rel_CCU2C_CIN", "$nextpnr_CCU2C_437$COUT", "dut.core.done_DI[3]"]
+    report = {"critical_paths": [{"from": "clk", "to": "clk", "path": [
+        {"type": "routing", "delay": 0.5, "net": n} for n in nets]}]}
+    cp = reports.critical_path(report, {"vxm0_sl0"})
+    assert cp["instances"] == ["top"] and cp["nets"] == nets
+
+
 # --- does not fit -----------------------------------------------------------------------------
 
 def test_the_not_fit_message_names_each_resource_and_how_much_over():

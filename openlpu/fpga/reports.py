@@ -186,6 +186,11 @@ def yosys_driver_conflicts(log: str) -> int:
     return len(re.findall(r"^Warning: Driver-driver conflict", log, re.MULTILINE))
 
 
+#: Nets that nextpnr creates itself (e.g. ``$nextpnr_CCU2C_437$CIN``, where an ECP5 carry
+#: chain is split); they lie between two nets of the design and belong to no instance.
+_TOOL_NETS = ("$nextpnr",)
+
+
 def critical_path(report: dict, instances: frozenset[str] | set[str] = frozenset()
                   ) -> dict | None:
     """Summary of the slowest path nextpnr reports.
@@ -208,6 +213,8 @@ def critical_path(report: dict, instances: frozenset[str] | set[str] = frozenset
     nets = [s["net"] for s in steps if s.get("net")]
     crossed: list[str] = []
     for net in nets:
+        if net.startswith(_TOOL_NETS):
+            continue  # made by the packer (a carry chain's feed-through): of no instance
         inst = instance_of_net(net, instances)
         if not crossed or crossed[-1] != inst:
             crossed.append(inst)
