@@ -149,6 +149,11 @@ class Icu(wiring.Component):
     Without ``REPEAT`` (``config.icu_repeat = False``; the assembler and golden model refuse
     it) the repetition counters, the stepped copy of the last issue and its choice are left
     out, and a ``REPEAT`` word is executed as ``NOP 1``.
+
+    Without prefetch (``config.icu_prefetch = False``) there is no ``head`` and no copy of
+    word 0: the port's output register holds ``mem[pc]`` itself and is decoded directly. The
+    read enable is still *advance*, with address ``pc + 1``; the ``start`` cycle reads word 0.
+    The timing is the same; the decode path starts at the block RAM's output.
     """
 
     def __init__(self, config: ChipConfig):
@@ -183,6 +188,7 @@ class Icu(wiring.Component):
         m = Module()
         depth = self._config.queue_depth
         has_repeat = self._config.icu_repeat
+        prefetch = self._config.icu_prefetch
 
         m.submodules.mem = mem = Memory(shape=unsigned(WORD_BITS), depth=depth, init=[])
         wr = mem.write_port()
@@ -200,10 +206,13 @@ class Icu(wiring.Component):
         prev = Signal(instruction_layout())             # the last issue (step applied)
         prev_steps = Signal()               # prev's opcode has a step field
         prev_valid = Signal()               # a unit instruction issued since start
-        # mem[pc], the word being executed, in a register of its own; rd.data holds mem[pc + 1]
-        # (see "Fetch pipeline" in the class docstring)
-        head = Signal(WORD_BITS)
-        word0 = Signal(WORD_BITS)           # a copy of mem[0], kept by the host's writes
+        if prefetch:
+            # mem[pc], the word being executed, in a register of its own; rd.data holds
+            # mem[pc + 1] (see "Fetch pipeline" in the class docstring)
+            head = Signal(WORD_BITS)
+            word0 = Signal(WORD_BITS)       # a copy of mem[0], kept by the host's writes
+        else:
+            head = rd.data                  # mem[pc]
 
         word = data.View(instruction_layout(), head)      # mem[pc]: the current word
         opv = word.opcode.as_value()
@@ -263,12 +272,14 @@ class Icu(wiring.Component):
             wr.addr.eq(self.wr_addr),
             wr.data.eq(self.wr_data),
         ]
-        with m.If(wr.en & (self.wr_addr == 0)):
-            m.d.sync += word0.eq(self.wr_data)
+        if prefetch:
+            with m.If(wr.en & (self.wr_addr == 0)):
+                m.d.sync += word0.eq(self.wr_data)
         with m.If(self.start):
-            m.d.comb += [rd.addr.eq(1), rd.en.eq(1)]
+            m.d.comb += [rd.addr.eq(1 if prefetch else 0), rd.en.eq(1)]
         with m.Elif(running):
-            m.d.comb += [rd.addr.eq(pc + 2), rd.en.eq(advance)]
+            # past the last word the address wraps; pc = depth is the implicit END anyway
+            m.d.comb += [rd.addr.eq(pc + (2 if prefetch else 1)), rd.en.eq(advance)]
         with m.Else():
             m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en)]
 
@@ -276,8 +287,10 @@ class Icu(wiring.Component):
         with m.If(self.start):
             m.d.sync += [
                 running.eq(1), ended.eq(0), parked.eq(0), pc.eq(0), nop_wait.eq(0),
-                self.issued.eq(0), head.eq(word0),
+                self.issued.eq(0),
             ]
+            if prefetch:
+                m.d.sync += head.eq(word0)
             if has_repeat:
                 m.d.sync += [rep_active.eq(0), rep_left.eq(0), rep_wait.eq(0),
                              prev.eq(0), prev_steps.eq(0), prev_valid.eq(0)]
@@ -285,7 +298,9 @@ class Icu(wiring.Component):
             with m.If(f_end):
                 m.d.sync += [running.eq(0), ended.eq(1)]
             with m.If(advance):
-                m.d.sync += [pc.eq(pc + 1), head.eq(rd.data)]
+                m.d.sync += pc.eq(pc + 1)
+                if prefetch:
+                    m.d.sync += head.eq(rd.data)
 
             # NOP n: advance now, stall n - 1 more cycles
             with m.If(f_nop):

@@ -125,6 +125,13 @@ class ChipConfig:
         Whether the instruction queues execute ``REPEAT`` (default True). Without it the
         assembler and golden model refuse ``REPEAT`` and the compiler writes every repetition
         out as its own instruction word (longer queues, the same schedule).
+    icu_prefetch : bool
+        Whether each instruction queue keeps the word it executes in a register of its own and
+        prefetches the next one (default True): its decode then starts from a flip-flop, not
+        from the block RAM's clock-to-output time, which an ECP5 clock rate needs. Without it
+        the word executed is the block RAM's output itself: 128 fewer flip-flops per queue
+        (the word and a copy of word 0) for a slower decode path. Programs and timing are
+        the same.
     """
 
     name: str
@@ -143,6 +150,7 @@ class ChipConfig:
     vxm_deep_pipeline: bool = False
     perf_counters: bool = True
     icu_repeat: bool = True
+    icu_prefetch: bool = True
 
     def __post_init__(self):
         def need(field, ok, allowed):
@@ -182,7 +190,8 @@ class ChipConfig:
         need("vxm_special_alus", lambda v: isinstance(v, int), "an integer")
         need("vxm_special_alus", lambda v: 0 <= v <= self.vxm_alus_per_lane,
              f"0..vxm_alus_per_lane ({self.vxm_alus_per_lane})")
-        for field in ("vxm_multiplier", "vxm_deep_pipeline", "perf_counters", "icu_repeat"):
+        for field in ("vxm_multiplier", "vxm_deep_pipeline", "perf_counters", "icu_repeat",
+                      "icu_prefetch"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"config {self.name!r}: field {field!r} must be true or "
                                   f"false, not {getattr(self, field)!r}")

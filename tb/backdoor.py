@@ -16,8 +16,9 @@ Where the words live: MEM slice ``s`` has one tile per superlane, instance ``cor
 full MEM address (bank bit on top); byte ``l`` of a word is in superlane
 ``l // lanes_per_superlane``, lane ``l % lanes_per_superlane``. Queue ``q`` is the memory
 ``mem`` of instance ``core.icu_<q>`` (:mod:`hdl.icu`), one instruction word per entry, and
-the ICU keeps a copy of word 0 in its register ``word0`` (the host bus's writes to word 0
-update it; so must the backdoor's, or ``start`` would execute a stale first word).
+with prefetch (``config.icu_prefetch``) the ICU keeps a copy of word 0 in its register
+``word0`` (the host bus's writes to word 0 update it; so must the backdoor's, or ``start``
+would execute a stale first word).
 Verilator exposes these memories only when the model is built with :data:`VERILATOR_CONFIG`
 (:mod:`tb.runner` does).
 """
@@ -80,8 +81,8 @@ class Backdoor:
             self._lanes[s.index] = handles
         self._queues = {q.name: getattr(dut.core, f"icu_{q.name}").mem._handle
                         for q in config.queues}
-        self._word0 = {q.name: getattr(dut.core, f"icu_{q.name}").word0._handle
-                       for q in config.queues}
+        self._word0 = ({q.name: getattr(dut.core, f"icu_{q.name}").word0._handle
+                        for q in config.queues} if config.icu_prefetch else {})
 
     def _memories(self, mem_index: int) -> list:
         try:
@@ -112,7 +113,7 @@ class Backdoor:
             for w, word in enumerate(queue_image(program, name)):
                 bits = f"{word:0{WORD_BITS}b}"
                 mem.get_handle_by_index(w).set_signal_val_binstr(imm, bits)
-                if w == 0:
+                if w == 0 and name in self._word0:
                     self._word0[name].set_signal_val_binstr(imm, bits)
         for init in program.mem_init:
             self.write(self.config.slice_by_name[init.slice].index, init.addr, init.data)

@@ -111,7 +111,7 @@ def test_resource_options_are_validated_and_change_the_hash_only_when_set():
         base.replace(vxm_special_alus=3)
     with pytest.raises(ConfigError, match="vxm_multiplier.*true or false"):
         base.replace(vxm_multiplier=1)
-    for field in ("perf_counters", "icu_repeat"):
+    for field in ("perf_counters", "icu_repeat", "icu_prefetch"):
         assert getattr(base, field) is True
         assert base.replace(**{field: False}).config_hash != base.config_hash
         assert base.replace(**{field: True}).config_hash == base.config_hash
@@ -121,7 +121,8 @@ def test_resource_options_are_validated_and_change_the_hash_only_when_set():
 
 def test_config_files_may_leave_out_the_resource_options(tmp_path):
     old = {k: v for k, v in PRESETS["ice40"].to_dict().items()
-           if k not in ("vxm_special_alus", "vxm_multiplier", "perf_counters", "icu_repeat")}
+           if k not in ("vxm_special_alus", "vxm_multiplier", "perf_counters", "icu_repeat",
+                        "icu_prefetch")}
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     assert get_config(str(path)).config_hash == PRESETS["ice40"].config_hash
@@ -133,5 +134,6 @@ def test_config_files_may_leave_out_the_resource_options(tmp_path):
 def test_example_configs_load(path):
     config = get_config(str(path))
     assert config.name == path.stem
-    if path.stem == "up5k-smallest":  # docs/fpga.md measures it with both options off
-        assert not config.perf_counters and not config.icu_repeat and config.lanes == 1
+    if path.stem == "up5k-smallest":  # docs/fpga.md measures it with the ICU options off
+        assert not (config.perf_counters or config.icu_repeat or config.icu_prefetch)
+        assert config.lanes == 1

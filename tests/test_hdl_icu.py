@@ -43,9 +43,11 @@ from openlpu.isa import (
 from sim_models.golden import GoldenModel
 
 PRESET_NAMES = ("ice40", "ecp5", "sim")
-# The presets, and the ice40 chip with ICUs that leave REPEAT out (icu_repeat = False)
+# The presets, the ice40 chip with ICUs that leave REPEAT out (icu_repeat = False) and the
+# ecp5 chip with ICUs that decode the block RAM's output (icu_prefetch = False)
 CONFIGS = {**{n: PRESETS[n] for n in PRESET_NAMES},
-           "norepeat": PRESETS["ice40"].replace(name="norepeat", icu_repeat=False)}
+           "norepeat": PRESETS["ice40"].replace(name="norepeat", icu_repeat=False),
+           "noprefetch": PRESETS["ecp5"].replace(name="noprefetch", icu_prefetch=False)}
 OPC_LSB = FIELDS["opcode"].lsb
 ADDR_MASK = (1 << FIELDS["addr"].width) - 1
 PHANTOM = "sxm_e"  # a queue no test design instantiates: stands for a testbench notify
@@ -424,10 +426,10 @@ def test_read_programs_match_the_golden_model_trace(preset):
     simulate(top, bench)
 
 
-@pytest.mark.parametrize("preset", ("ice40", "ecp5"))
+@pytest.mark.parametrize("preset", ("ice40", "ecp5", "noprefetch"))
 def test_implicit_end_at_queue_depth(preset):
     """A memory full of code with no END: word index queue_depth behaves as END."""
-    config = PRESETS[preset]
+    config = CONFIGS[preset]
     rng = np.random.default_rng(5000)
     q = "mem_w1"
     top = _Top(config, (q,))
@@ -448,6 +450,9 @@ def test_implicit_end_at_queue_depth(preset):
 # --- tests: directed ------------------------------------------------------------------------
 
 ECP5 = PRESETS["ecp5"]
+# the directed tests of the fetch pipeline run with and without the prefetch register
+FETCH_CONFIGS = pytest.mark.parametrize("config", [ECP5, CONFIGS["noprefetch"]],
+                                        ids=lambda c: c.name)
 E0 = stream_code(0, 0)
 E1 = stream_code(0, 1)
 W0 = stream_code(1, 0)
@@ -537,7 +542,8 @@ def test_ended_goes_high_in_the_end_cycle_and_stays():
     assert tr.ended_at == 4  # run() also checks it never drops
 
 
-def test_back_to_back_starts_rerun_the_program():
+@FETCH_CONFIGS
+def test_back_to_back_starts_rerun_the_program(config):
     """Start again in the cycle after the run, in the END cycle itself, mid-run (parked at
     SYNC) and with start held for two cycles: every time the run is the same as the first."""
     code = [I(Opcode.NOP, nop_count=2), I(Opcode.READ, dst=E0, addr=3),
@@ -545,9 +551,9 @@ def test_back_to_back_starts_rerun_the_program():
             I(Opcode.READ, dst=E0, addr=9)]
     q = "mem_w0"
     notify = [12]
-    expect = issue_times(ECP5, {q: code, PHANTOM: phantom_code(notify)})[q]
+    expect = issue_times(config, {q: code, PHANTOM: phantom_code(notify)})[q]
     end = expect[-1][0]
-    top = _Top(ECP5, (q,))
+    top = _Top(config, (q,))
     icu = top.icus[q]
 
     async def partial_run(ctx, cycles):
@@ -581,15 +587,16 @@ def test_back_to_back_starts_rerun_the_program():
     simulate(top, bench)
 
 
-def test_memory_is_unchanged_by_runs_and_host_writes_are_ignored_while_running():
+@FETCH_CONFIGS
+def test_memory_is_unchanged_by_runs_and_host_writes_are_ignored_while_running(config):
     rng = np.random.default_rng(6)
     q = "mem_w0"
     code = [I(Opcode.READ, dst=E0, addr=1), I(Opcode.REPEAT, rep_n=4, rep_d=2, rep_step=1),
             I(Opcode.END)]
-    image = [encode(i) for i in code] + garbage(rng, ECP5, q, 20) + [0, 0]
-    top = _Top(ECP5, (q,))
+    image = [encode(i) for i in code] + garbage(rng, config, q, 20) + [0, 0]
+    top = _Top(config, (q,))
     icu = top.icus[q]
-    expect = issue_times(ECP5, {q: code})[q]
+    expect = issue_times(config, {q: code})[q]
 
     async def bench(ctx):
         await load(ctx, icu, image)
@@ -618,25 +625,27 @@ def test_memory_is_unchanged_by_runs_and_host_writes_are_ignored_while_running()
     simulate(top, bench)
 
 
-def test_a_reloaded_queue_runs_its_new_words_from_the_first():
-    """Word 0 is taken from a copy the host's writes keep (the block RAM's port already
-    reads word 1 in the start cycle): a program loaded over another, its first two words
-    written in the very cycles before ``start``, runs as loaded, as does a rerun."""
+@FETCH_CONFIGS
+def test_a_reloaded_queue_runs_its_new_words_from_the_first(config):
+    """Word 0 is taken from a copy the host's writes keep (with prefetch the block RAM's
+    port already reads word 1 in the start cycle; without it the port reads word 0 then): a
+    program loaded over another, its first two words written in the very cycles before
+    ``start``, runs as loaded, as does a rerun."""
     q = "mem_w0"
     first = [I(Opcode.READ, dst=E0, addr=3), I(Opcode.NOP, nop_count=2),
              I(Opcode.WRITE, a=E0, addr=4), I(Opcode.END)]
     second = [I(Opcode.WRITE, a=E0, addr=9), I(Opcode.READ, dst=E0, addr=7),
               I(Opcode.REPEAT, rep_n=2, rep_d=3, rep_step=1), I(Opcode.END)]
-    top = _Top(ECP5, (q,))
+    top = _Top(config, (q,))
     icu = top.icus[q]
 
     async def bench(ctx):
         await load(ctx, icu, [encode(i) for i in first])
-        check(q, (await run(ctx, top))[q], issue_times(ECP5, {q: first})[q], first, "first")
+        check(q, (await run(ctx, top))[q], issue_times(config, {q: first})[q], first, "first")
         await load(ctx, icu, [encode(i) for i in second[2:]], base=2)
         await load(ctx, icu, [encode(i) for i in second[:2]])  # words 0 and 1 last
         for label in ("second", "rerun"):
-            check(q, (await run(ctx, top))[q], issue_times(ECP5, {q: second})[q], second,
+            check(q, (await run(ctx, top))[q], issue_times(config, {q: second})[q], second,
                   label)
 
     simulate(top, bench)

@@ -21,17 +21,19 @@ from tb.verify import verify
 # lanes and an MXM plane in each hemisphere (the presets have one, in the west). The sim
 # preset (32 lanes, 4 MiB) takes minutes to generate and build: it runs in the slow session.
 # The FPGA presets have the deep VXM pipeline; MINI keeps the compact one (the sim and
-# groqchip presets'), so both pipelines run on both simulators by default.
+# groqchip presets'), so both pipelines run on both simulators by default. Likewise MINI's
+# ICUs decode the block RAM's output (icu_prefetch = False) and the presets' prefetch.
 MINI = PRESETS["ice40"].replace(name="mini", superlanes=2, streams_per_direction=8,
                                 mem_slices_per_hemisphere=4, mem_words_per_bank=64,
                                 mxm_planes=2, vxm_alus_per_lane=2, queue_depth=256,
-                                vxm_deep_pipeline=False)
+                                vxm_deep_pipeline=False, icu_prefetch=False)
 # The resource options at their minimum (no special-function unit, no MUL / REQ multiplier, no
-# performance counters, no REPEAT) on a 2-lane chip with one MEM slice per side: the refused
-# opcodes never reach the RTL, and every other opcode must still match the golden model.
+# performance counters, no REPEAT, no ICU prefetch) on a 2-lane chip with one MEM slice per
+# side: the refused opcodes never reach the RTL, and every other opcode must still match the
+# golden model.
 LEAN = PRESETS["ice40"].replace(name="lean", lanes_per_superlane=2, mem_slices_per_hemisphere=1,
                                 vxm_special_alus=0, vxm_multiplier=False, perf_counters=False,
-                                icu_repeat=False)
+                                icu_repeat=False, icu_prefetch=False)
 CONFIGS = {"ice40": PRESETS["ice40"], "ecp5": PRESETS["ecp5"], "mini": MINI, "lean": LEAN}
 PRESET_NAMES = list(CONFIGS)
 
