@@ -627,10 +627,10 @@ def test_memory_is_unchanged_by_runs_and_host_writes_are_ignored_while_running(c
 
 @FETCH_CONFIGS
 def test_a_reloaded_queue_runs_its_new_words_from_the_first(config):
-    """Word 0 is taken from a copy the host's writes keep (with prefetch the block RAM's
-    port already reads word 1 in the start cycle; without it the port reads word 0 then): a
-    program loaded over another, its first two words written in the very cycles before
-    ``start``, runs as loaded, as does a rerun."""
+    """With prefetch word 0 is taken from a copy the host's writes keep (the block RAM's port
+    already reads word 1 in the start cycle); without it the port reads word 0 in that cycle.
+    Either way a program loaded over another, its first two words written in the very cycles
+    before ``start``, runs as loaded, as does a rerun."""
     q = "mem_w0"
     first = [I(Opcode.READ, dst=E0, addr=3), I(Opcode.NOP, nop_count=2),
              I(Opcode.WRITE, a=E0, addr=4), I(Opcode.END)]
