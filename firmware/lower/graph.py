@@ -30,9 +30,10 @@ Lane reductions: padding lanes are replaced by the identity (``SEL`` against a c
 mask), the row's words are combined with the VXM op, and ``log2 L`` butterfly steps
 (``PERMUTE`` by a lane rotation, then the op) leave the result in every lane (a row of one
 word needs only ``log2`` of its element count, see :meth:`LayerGraph.reduce`; each row's
-butterfly goes as one chain, :mod:`firmware.lower.butterfly`, where it fits). Wrapping
-``ADD`` and ``MAX`` are associative and commutative, so the result equals the reference's
-tree.
+butterfly goes as one chain, :mod:`firmware.lower.butterfly`, where it fits). Sums go
+through an MXM plane instead where that is estimated faster (:mod:`firmware.lower.lane_sum`:
+the full chip's SXMs are 45 hops from the VXM). Wrapping ``ADD`` and ``MAX`` are associative
+and commutative, so the result equals the reference's tree.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .alloc import SramPlan, Tensor
 from .butterfly import MIRROR_WAIT, butterfly_chain, mirrored_chain
 from .elementwise import CHAIN_WAIT, CHAINED, VxmStep, Word, permute_word, vxm_chain, vxm_word
 from .errors import LoweringError
+from .lane_sum import mxm_lane_sums, mxm_sum_is_faster
 from .layout import Layout
 from .matmul import MxmBlock, run_blocks
 from .placer import Placer
@@ -396,7 +398,10 @@ class LayerGraph:
                           for i in range(0, len(words) - 1, 2)] + words[len(words) & ~1:]
         for n in sorted(set(width.values())):
             group = [r for r in rows if width[r] == n]
-            self._butterfly(name, opcode, {r: cur[r][0] for r in group}, n, res)
+            if opcode is Opcode.ADD and mxm_sum_is_faster(self.pl, len(group), n):
+                mxm_lane_sums(self, name, {r: cur[r][0] for r in group}, n, res)
+            else:
+                self._butterfly(name, opcode, {r: cur[r][0] for r in group}, n, res)
         return self._record(name, f"{opcode.name}.i32 (reduce)", res)
 
     def _butterfly(self, name: str, opcode: Opcode, acc: dict[int, Word], n: int,

@@ -29,8 +29,8 @@ from .scheduler import plane_sequence
 
 __all__ = ["LW_MIN_SPLIT", "MxmBlock", "run_blocks"]
 
-#: A weight-row chunk longer than this that cannot be loaded in a cycle is split in half
-#: (see ``run_blocks``); shorter chunks wait for a cycle where they fit whole.
+#: A weight-row chunk longer than this that cannot be loaded in a cycle loses rows until it
+#: fits (see ``run_blocks``); shorter chunks wait for a cycle where they fit whole.
 LW_MIN_SPLIT = 2
 
 
@@ -105,9 +105,9 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
                 _, _, j0, words = op
                 # A chunk needs one free READ slot in every slice it reads and a free stream
                 # per row on one diagonal; while other ops use the slices and streams that
-                # rarely happens for a long chunk, so its first half (quarter, ..) is loaded
-                # now instead and the rest by the next LW: one more plane cycle instead of
-                # many idle ones.
+                # rarely happens for a long chunk, so its longest first part that fits is
+                # loaded now instead and the rest by the next LW: one more plane cycle instead
+                # of many idle ones (halving instead left 2-row loads where 7 rows fit).
                 n = len(words)
                 while n:
                     for base in pl.bases(1, ("lw", pln.queue)):
@@ -123,7 +123,7 @@ def run_blocks(pl: Placer, plan: SramPlan, blocks: list[MxmBlock]) -> None:
                             pl.sticky[("lw", pln.queue)] = base
                             return n
                         txn.rollback(m)
-                    n = n // 2 if n > LW_MIN_SPLIT else 0
+                    n = n - 1 if n > LW_MIN_SPLIT else 0
                 return None
             if kind in ("ABC", "ABCO"):
                 _, blk, row, kt = op
