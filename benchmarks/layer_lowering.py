@@ -13,7 +13,9 @@ an op starts as soon as its inputs are in SRAM) and over the matmuls alone (``ma
 each matmul's first ``ABC`` to its last MXM instruction,
 :meth:`~firmware.lower.layer.LoweredLayer.matmul_utilization`). Decode: tokens/s at the
 preset's clock, and its ratio to the bound set by streaming every weight byte once per token
-at the full stream bandwidth (``stream_bytes_per_cycle``).
+at the full stream bandwidth (``stream_bytes_per_cycle``) and to the bound the chip can reach,
+at the lesser of that and the SRAM's read bandwidth (``sram_read_bytes_per_cycle``: half the
+stream bandwidth on ``sim`` and ``ecp5``).
 
 Cases: a random Llama layer (hidden 40, 5 heads, 1 KV head, FFN 50) on ``ecp5`` and ``sim``;
 a random Llama layer (hidden 128, 4 heads, 2 KV heads, FFN 256) on ``sim`` with 16 and 32
@@ -63,8 +65,8 @@ def case(label: str, model: Path, preset: str, seq: int, decode: int) -> None:
     if not rep["bit_exact"]:
         raise SystemExit(f"{label} on {preset}: not bit exact: {rep['mismatches']}")
     pre = rep["runs"][0]
-    dec = (f"{rep['decode_tokens_per_s']:,.0f} | {rep['decode_efficiency']:.1%}"
-           if decode else "- | -")
+    dec = (f"{rep['decode_tokens_per_s']:,.0f} | {rep['decode_efficiency']:.1%} | "
+           f"{rep['decode_sram_efficiency']:.1%}" if decode else "- | - | -")
     print(f"| {label} | {preset} | {seq} | {pre['predicted_cycles']:,} | {pre['programs']} | "
           f"{pre['mxm_utilization']:.3f} | "
           + " | ".join(f"{rep['phase_mxm_utilization'][p]:.3f}" for p in PHASES)
@@ -79,8 +81,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     print("| layer | config | prefill tokens | prefill cycles | programs | MXM util | "
           + " | ".join(PHASES)
-          + " | matmuls | decode tokens/s | of bound | cosine | SRAM bytes | s |")
-    print("|" + "---|" * (13 + len(PHASES)))
+          + " | matmuls | decode tokens/s | of bound | of SRAM bound | cosine | SRAM bytes | s |")
+    print("|" + "---|" * (14 + len(PHASES)))
     with tempfile.TemporaryDirectory() as d:
         small = write_random_llama_checkpoint(Path(d) / "small", seed=3, **SMALL)
         mid = write_random_llama_checkpoint(Path(d) / "mid", seed=3, **MID)

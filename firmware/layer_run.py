@@ -407,6 +407,12 @@ class LayerRun:
             rep["decode_tokens_per_s"] = tps
             rep["decode_bound_tokens_per_s"] = bound
             rep["decode_efficiency"] = tps / bound
+            # What the chip can reach: weights also leave SRAM one vector per slice and cycle,
+            # fewer bytes than the streams carry on chips with fewer slices than streams.
+            reach = min(cfg.stream_bytes_per_cycle, cfg.sram_read_bytes_per_cycle)
+            sram_bound = reach * cfg.clock_mhz * 1e6 / max(1, weight_bytes)
+            rep["decode_sram_bound_tokens_per_s"] = sram_bound
+            rep["decode_sram_efficiency"] = tps / sram_bound
         if self.rtl_build_seconds is not None:
             rep["rtl_build_seconds"] = self.rtl_build_seconds
             rep["rtl_run_seconds"] = self.rtl_run_seconds

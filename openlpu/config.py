@@ -251,6 +251,12 @@ class ChipConfig:
         return self.mem_slices * self.mem_banks * self.lanes
 
     @property
+    def sram_read_bytes_per_cycle(self) -> int:
+        """SRAM read bandwidth: every slice reads one vector per cycle (the most weight bytes
+        the ``LW``\\ s of one cycle can gather)."""
+        return self.mem_slices * self.lanes
+
+    @property
     def stream_bytes_per_cycle(self) -> int:
         """Bytes that cross one stream-register position per cycle, both directions."""
         return 2 * self.streams_per_direction * self.lanes
@@ -339,6 +345,7 @@ class ChipConfig:
             "vxm_alus": self.vxm_alu_count,
             "peak_int8_tops": self.peak_int8_tops,
             "sram_bytes_per_cycle": self.sram_bytes_per_cycle,
+            "sram_read_bytes_per_cycle": self.sram_read_bytes_per_cycle,
             "stream_bytes_per_cycle": self.stream_bytes_per_cycle,
             "positions": self.positions,
             "queues": len(self.queues),

@@ -70,7 +70,10 @@ def _print_report(rep: dict, run) -> None:
         print(f"decode {rep['decode_tokens_per_s']:,.0f} tokens/s at {cfg.clock_mhz:g} MHz; "
               f"weight-streaming bound {rep['decode_bound_tokens_per_s']:,.0f} tokens/s "
               f"({rep['weight_bytes']:,} weight bytes at {cfg.stream_bytes_per_cycle:,} "
-              f"B/cycle): {rep['decode_efficiency']:.1%}")
+              f"B/cycle): {rep['decode_efficiency']:.1%}; bound with the SRAM's read bandwidth "
+              f"({min(cfg.stream_bytes_per_cycle, cfg.sram_read_bytes_per_cycle):,} B/cycle) "
+              f"{rep['decode_sram_bound_tokens_per_s']:,.0f} tokens/s: "
+              f"{rep['decode_sram_efficiency']:.1%}")
     if "rtl_build_seconds" in rep:
         print(f"RTL: build {rep['rtl_build_seconds']:.1f} s, run {rep['rtl_run_seconds']:.1f} s")
     print(f"cosine similarity with the float32 reference: {rep['cosine_vs_float']:.5f}")

@@ -26,6 +26,7 @@ def test_info_json_has_the_published_groqchip_figures(capsys):
     assert info["macs_per_cycle"] == 409_600 and info["vxm_alus"] == 5_120
     assert info["clock_mhz"] == 900 and info["peak_int8_tops"] == pytest.approx(737.28)
     assert info["sram_bytes_per_cycle"] == 56_320
+    assert info["sram_read_bytes_per_cycle"] == 28_160
 
 
 def test_info_text_lists_the_floorplan(capsys):

@@ -20,6 +20,7 @@ def test_groqchip_derived_figures_match_the_published_chip():
     assert c.sram_bytes / 2**20 == 220
     assert c.peak_int8_tops == pytest.approx(737.28)
     assert c.sram_bytes_per_cycle == 56_320
+    assert c.sram_read_bytes_per_cycle == 88 * 320
     assert c.stream_bytes_per_cycle == 2 * 32 * 320
 
 
