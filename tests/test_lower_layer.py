@@ -428,3 +428,26 @@ def test_layout_store_load_round_trip():
     assert red.replicated and red.shape == (4, 1)
     assert np.array_equal(red.store(np.arange(4)[:, None])[:, :lanes],
                           np.repeat(np.arange(4)[:, None], lanes, 1))
+
+
+def test_heads_of_a_quarter_word_are_packed_for_the_output_projection(tmp_path, monkeypatch):
+    """8-dimensional heads on sim's 32 lanes: four per word of the context the output
+    projection reads, so its weights take two K steps instead of five; bit exact either way
+    (the packing off: ``heads_per_word`` 1)."""
+    import firmware.lower.blocks as blocks
+
+    layer, x = random_llama(tmp_path, dict(hidden_size=40, num_heads=5, num_kv_heads=1,
+                                           intermediate_size=50, head_dim=8), 3)
+    _, trace = layer.forward(x[:3])
+
+    def o_loads(lowered):
+        return sum(i.count for _, _, i, op in lowered.instructions()
+                   if op == "o.acc" and i.op is Opcode.LW)
+    packed = lower_llama_layer(CONFIGS["sim"], layer, 3)
+    run_and_check(packed, x[:3], trace)
+    assert "attn.ctx.packed" in packed.graph.records
+    monkeypatch.setattr(blocks, "heads_per_word", lambda dh, lanes: 1)
+    unpacked = lower_llama_layer(CONFIGS["sim"], layer, 3)
+    run_and_check(unpacked, x[:3], trace)
+    assert "attn.ctx.packed" not in unpacked.graph.records
+    assert o_loads(packed) * 5 == o_loads(unpacked) * 2

@@ -26,6 +26,7 @@ from openlpu.isa import Opcode
 from .alloc import Tensor
 from .elementwise import Word
 from .graph import LayerGraph
+from .head_packing import context_layout, heads_per_word, pack_heads
 from .layout import Layout, head_columns
 from .matmul import MxmBlock
 
@@ -231,7 +232,10 @@ def flat_view(t: Tensor, name: str) -> Tensor:
 def attention(g: LayerGraph, prefix: str, q: Tensor, cache: KVCache, length: int, positions,
               p, causal: bool) -> Tensor:
     """``int_attention`` of int8 ``q`` ``[heads, T, dh]`` over the first ``length`` cached
-    positions; returns the int8 context ``[heads, T, dh]`` (head columns)."""
+    positions (the context ``[heads, T, dh]`` is op ``attn.ctx``); returns the context as
+    ``[T, heads * dh]`` for the output projection: a view of it (heads in columns of their
+    own) or, for heads of at most half a word, its heads packed
+    (:mod:`firmware.lower.head_packing`)."""
     L = g.L  # noqa: N806
     heads, t, dh = q.layout.shape
     dt = -(-dh // L)
@@ -258,19 +262,28 @@ def attention(g: LayerGraph, prefix: str, q: Tensor, cache: KVCache, length: int
         pos = np.asarray(positions)
         mask = (np.arange(length)[None, :] <= pos[:, None])[None]
     probs = softmax(g, f"{prefix}softmax.", scores, p.softmax, mask)
-    # ctx[h, t, d] at row t, column h * DT * L + d
-    c_layout = Layout.matrix(ts[:, :, :1] * 0 + np.arange(t)[None, :, None],
-                             head_columns(heads, dh, L).reshape(heads, 1, dh), L, t,
-                             heads * dt * L)
+    packed = heads_per_word(dh, L) > 1
+    if packed:  # ctx[h, t, d] at row h * T + t, lane (h mod n) * dh + d (head_packing)
+        c_layout = context_layout(heads, t, dh, L)
+    else:  # ctx[h, t, d] at row t, column h * DT * L + d
+        c_layout = Layout.matrix(ts[:, :, :1] * 0 + np.arange(t)[None, :, None],
+                                 head_columns(heads, dh, L).reshape(heads, 1, dh), L, t,
+                                 heads * dt * L)
     blocks, outs = [], []
     for h in range(heads):
         kv = h // groups
+        # the output lane of channel d: its head's lane offset when packed, else d
+        first = int(c_layout.mcol[h, 0, 0]) % L
         for nt in range(dt):
-            weights = [[g.word(cache.v, kv * dt * L + d, kt) if d < dh else None
-                        for d in range(nt * L, nt * L + L)] for kt in range(st)]
+            weights = [[g.word(cache.v, kv * dt * L + d, kt) if 0 <= d < dh else None
+                        for d in range(nt * L - first, nt * L + L - first)]
+                       for kt in range(st)]
             for rows in _row_blocks(t, depth):
                 blocks.append(MxmBlock(weights, [[g.word(probs, h * t + i, kt)
                                                   for kt in range(st)] for i in rows], []))
-                outs.append([(i, h * dt + nt) for i in rows])
+                outs.append([(h * t + i, 0) if packed else (i, h * dt + nt) for i in rows])
     acc = g.mxm(f"{prefix}ctx.acc", c_layout, blocks, outs, heads * t * length * dh)
-    return requant(g, f"{prefix}ctx", acc, p.ctx)
+    ctx = requant(g, f"{prefix}ctx", acc, p.ctx)
+    if packed:
+        return pack_heads(g, f"{prefix}ctx.packed", ctx)
+    return flat_view(ctx, "ctx.flat")

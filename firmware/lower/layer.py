@@ -610,7 +610,7 @@ def _bert_body(g: LayerGraph, layer, tokens: int):
     append_values(g, v, cache, 0)
     ctx = attention(g, "attn.", heads_view(q, "q.heads", nh, dh), cache, tokens,
                     np.arange(tokens), layer.attn, causal=False)
-    o = linear(g, "o", flat_view(ctx, "ctx.flat"), layer.o.weight, None, layer.o.bias)
+    o = linear(g, "o", ctx, layer.o.weight, None, layer.o.bias)
     h1 = g.vxm("h1", Opcode.ADDS, 32, requant(g, "h1.attn", o, layer.o_res),
                requant(g, "h1.x", x, layer.x_res))
     y1, y1_wide = norm(g, "ln1.", h1, layer.ln1)
@@ -664,7 +664,7 @@ def _llama_body(g: LayerGraph, layer, tokens: int, start: int, cap: int):
     # value-cache append (needed only by P @ V) then takes the cycles RoPE leaves free
     append_values(g, v, cache, start)
     ctx = attention(g, "attn.", qr, cache, start + tokens, pos, layer.attn, causal=True)
-    o = linear(g, "o", flat_view(ctx, "ctx.flat"), layer.o.weight)
+    o = linear(g, "o", ctx, layer.o.weight)
     h = g.vxm("h", Opcode.ADDS, 32, requant(g, "h.attn", o, layer.o_res),
               requant(g, "h.x", x, layer.x_res))
     hn, _ = norm(g, "ln_ffn.", h, layer.ln_ffn)
