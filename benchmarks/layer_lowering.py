@@ -26,7 +26,7 @@ heads, 4 KV heads, FFN 2816) on ``groqchip`` with 4 tokens and one decode step. 
 cases are a prefill and two decode steps.
 
 Usage: ``python benchmarks/layer_lowering.py [--quick]`` (``--quick``: no MiniLM, no
-groqchip; the full run takes about 15 minutes on one core).
+groqchip; the full run takes about 25 minutes on one core).
 """
 
 from __future__ import annotations
