@@ -451,3 +451,28 @@ def test_heads_of_a_quarter_word_are_packed_for_the_output_projection(tmp_path, 
     run_and_check(unpacked, x[:3], trace)
     assert "attn.ctx.packed" not in unpacked.graph.records
     assert o_loads(packed) * 5 == o_loads(unpacked) * 2
+
+
+@pytest.mark.parametrize("tokens, one_side", [(1, True), (32, False)])
+def test_weight_rows_of_a_decode_step_sit_on_their_planes_side(tokens, one_side, monkeypatch):
+    """With few rows per weight tile (a decode step), each N tile's weight rows sit in the
+    MEM slices on the side of the MXM plane that loads them, so the planes' loads do not
+    collide across the VXM; with many rows they spread over both sides."""
+    from firmware.lower.blocks import linear
+    from firmware.lower.graph import LayerGraph
+
+    cfg = CONFIGS["sim"]
+    g = LayerGraph(cfg)
+    captured = []
+    monkeypatch.setattr(LayerGraph, "mxm", lambda self, name, layout, blocks, outs, macs:
+                        captured.extend(blocks))
+    x = g.input("x", 8, Layout.plain((tokens, 64), g.L))
+    weight = np.random.default_rng(0).integers(-128, 128, (96, 64))
+    linear(g, "f", x, weight)
+    sides = []
+    for b, blk in enumerate(captured):
+        plane = b % cfg.mxm_planes
+        mine = "w" if g.pl.pos[f"mxm{plane}"] < g.pl.v else "e"
+        rows = [w for kt in blk.weights for w in kt if w is not None]
+        sides.append({g.plan.groups[w.gid][0][4] for w in rows} == {mine})
+    assert len(captured) == 3 and all(sides) == one_side

@@ -251,11 +251,12 @@ class SramPlan:
 
     def const_word(self, bits: int, values: np.ndarray, avoid: set[str] = frozenset(),
                    what: str = "constant", turn: int | None = None,
-                   spread: int | None = None) -> tuple[int, int]:
+                   spread: int | None = None, side: str | None = None) -> tuple[int, int]:
         """``(group, address)`` of a constant word, shared with an identical earlier one in a
         group that avoids ``avoid`` where possible; ``turn`` picks the group
         ``turn mod groups`` of the width (weight rows that one ``LW`` loads together must
-        sit in different slices); ``spread`` picks group ``spread mod n`` of the ``n`` that
+        sit in different slices), among the groups on ``side`` (``"w"``/``"e"``) if given;
+        ``spread`` picks group ``spread mod n`` of the ``n`` that
         avoid ``avoid``, so that the rows of an op read copies in different slices instead
         of queueing for one (a per-channel multiplier is read once per row)."""
         key = np.asarray(values, np.int64).astype(f"<i{bits // 8}").tobytes()
@@ -265,6 +266,8 @@ class SramPlan:
             preferred = [preferred[spread % len(preferred)]]
         if turn is not None:
             ids = self.by_width[bits // 8]
+            if side is not None:
+                ids = [g for g in ids if self.groups[g][0].startswith(f"mem_{side}")]
             preferred = [ids[turn % len(ids)]]
         for g in preferred:
             if (key, g) in self._consts:

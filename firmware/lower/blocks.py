@@ -46,6 +46,13 @@ def _weight_tiles(g: LayerGraph, weight: np.ndarray, in_cols: np.ndarray):
     return tiles
 
 
+#: A linear layer's weight rows sit in the slices on the side of the MXM plane that loads them
+#: when its rows per tile are fewer than this many times the ``LW``\ s a tile takes (measured:
+#: the Llama h256 decode step on ``sim`` 3,499 -> 3,202 cycles, its 4-token prefill 5,305 ->
+#: 5,183; at 32 tokens, spread over both sides, 10,454 against 10,569).
+_SIDE_ROWS = 2
+
+
 def _row_blocks(n: int, depth: int) -> list[range]:
     count = -(-n // depth)
     size = -(-n // count)
@@ -65,12 +72,21 @@ def linear(g: LayerGraph, name: str, x: Tensor, weight, cols: np.ndarray | None 
     tiles = _weight_tiles(g, weight, x.layout.col_map())
     kts = sorted(tiles)
     blocks, outs = [], []
+    row_blocks = _row_blocks(t, g.config.mxm_acc_depth)
     for nt in np.unique(cols // L):
         lane_of = {int(cols[i]) % L: i for i in np.nonzero(cols // L == nt)[0]}
+        side = None
+        if g.config.mxm_planes > 1 and len(row_blocks) == 1 and t < _SIDE_ROWS * L / min(
+                g.config.streams_per_direction, g.config.mem_slices_per_hemisphere):
+            # few rows per weight tile: the planes mostly load weights, and a plane's rows
+            # read from the far side's slices collide with the loads of the planes there (with
+            # one plane, the other side's slices only add bandwidth)
+            plane = len(blocks) % g.config.mxm_planes  # run_blocks deals blocks round-robin
+            side = "w" if g.pl.pos[f"mxm{plane}"] < g.pl.v else "e"
         wrows = [[Word(*g.plan.const_word(8, tiles[kt][lane_of[i]], what=f"{name} weights",
-                                          turn=i + kt + int(nt)))
+                                          turn=i + kt + int(nt), side=side))
                   if i in lane_of else None for i in range(L)] for kt in kts]
-        for rows in _row_blocks(t, g.config.mxm_acc_depth):
+        for rows in row_blocks:
             blocks.append(MxmBlock(wrows, [[g.word(x, r, kt) for kt in kts] for r in rows],
                                    []))
             outs.append([(r, int(nt)) for r in rows])
