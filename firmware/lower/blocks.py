@@ -72,16 +72,18 @@ def linear(g: LayerGraph, name: str, x: Tensor, weight, cols: np.ndarray | None 
     tiles = _weight_tiles(g, weight, x.layout.col_map())
     kts = sorted(tiles)
     blocks, outs = [], []
-    row_blocks = _row_blocks(t, g.config.mxm_acc_depth)
+    cfg = g.config
+    row_blocks = _row_blocks(t, cfg.mxm_acc_depth)
+    # few rows per weight tile: the planes mostly load weights, and a plane's rows read from
+    # the far side's slices collide with the loads of the planes there (with one plane, the
+    # other side's slices only add bandwidth)
+    one_side = cfg.mxm_planes > 1 and len(row_blocks) == 1 and t < _SIDE_ROWS * L / min(
+        cfg.streams_per_direction, cfg.mem_slices_per_hemisphere)
     for nt in np.unique(cols // L):
         lane_of = {int(cols[i]) % L: i for i in np.nonzero(cols // L == nt)[0]}
         side = None
-        if g.config.mxm_planes > 1 and len(row_blocks) == 1 and t < _SIDE_ROWS * L / min(
-                g.config.streams_per_direction, g.config.mem_slices_per_hemisphere):
-            # few rows per weight tile: the planes mostly load weights, and a plane's rows
-            # read from the far side's slices collide with the loads of the planes there (with
-            # one plane, the other side's slices only add bandwidth)
-            plane = len(blocks) % g.config.mxm_planes  # run_blocks deals blocks round-robin
+        if one_side:
+            plane = len(blocks) % cfg.mxm_planes  # run_blocks deals blocks round-robin
             side = "w" if g.pl.pos[f"mxm{plane}"] < g.pl.v else "e"
         wrows = [[Word(*g.plan.const_word(8, tiles[kt][lane_of[i]], what=f"{name} weights",
                                           turn=i + kt + int(nt), side=side))

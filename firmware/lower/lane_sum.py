@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from openlpu.isa import Opcode, latency
+from openlpu.isa import FIELDS, Opcode, latency
 
 from .elementwise import CHAINED, VxmStep, Word, vxm_chain, vxm_word
 from .matmul import MxmBlock, run_blocks
@@ -131,13 +131,9 @@ def _combine(g, name: str, sums: list[Word], n: int, out: tuple[int, int]) -> in
              step(Opcode.SHL, {"a": CHAINED}, 8),
              step(Opcode.ADD, {"a": sums[0], "b": CHAINED})]
     const = lane_sum_constant(n)
-    if _fits_imm(const):
+    if FIELDS["imm"].min <= const <= FIELDS["imm"].max:  # the imm24 form of ADD
         steps.append(step(Opcode.ADD, {"a": CHAINED}, const, last=True))
     else:
         c = Word(*plan.const_word(32, np.full(g.L, const), near))
         steps.append(step(Opcode.ADD, {"a": CHAINED, "b": c}, last=True))
     return vxm_chain(g.pl, plan, steps)[-1]
-
-
-def _fits_imm(value: int) -> bool:
-    return -(1 << 23) <= value < 1 << 23
