@@ -517,8 +517,7 @@ class _Assembler:
         tok = self.name(groups[0], "a queue name")
         name = str(tok.value).lower()
         if name not in self.config.queue_by_name:
-            raise self.error(tok.col, f"unknown queue {tok.text!r} for config "
-                             f"{self.config.name!r}; {self.queue_names()}")
+            raise self.error(tok.col, self.config.unknown_queue(name))
         self.queue = name
 
     def d_data(self, head, groups):

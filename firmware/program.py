@@ -171,8 +171,7 @@ class Program:
         for name, instrs in self.queues.items():
             queue = config.queue_by_name.get(name)
             if queue is None:
-                raise ProgramError(f"unknown queue {name!r}; queues of config "
-                                   f"{config.name!r}: {', '.join(config.queue_by_name)}")
+                raise ProgramError(config.unknown_queue(name))
             try:
                 check_queue_program(instrs, unit_for_slice(queue.slice.kind), config, name)
             except ValueError as e:  # IsaError, or a bad DType code isa does not catch

@@ -657,6 +657,7 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
         Transaction kinds to draw from (:data:`KINDS`): ``copy`` (MEM READ to WRITE),
         ``rdwr`` (a slice's READ and WRITE in one cycle, one RDWR),
         ``vxm``, ``sxm``, ``mxm`` (LW, IW, ABC, ABCO, ACC), ``gather``, ``scatter``.
+        ``sxm`` is left out on a chip without SXMs (``config.sxm`` false).
     opcodes : iterable of Opcode, optional
         Restrict VXM and SXM transactions to these opcodes (a directed program); with
         ``ABCO`` in it, every product of an ``mxm`` transaction is an ABCO.
@@ -664,6 +665,11 @@ def random_program(config: ChipConfig, seed: int, transactions: int = 20,
     unknown = set(kinds) - set(KINDS)
     if unknown:
         raise ValueError(f"unknown transaction kinds {sorted(unknown)}; known: {KINDS}")
+    if not config.sxm:
+        kinds = tuple(k for k in kinds if k != "sxm")
+        if not kinds:
+            raise ValueError(f"config {config.name!r} has no SXMs (sxm = false): no SXM "
+                             "transactions can be placed")
     g = _Generator(config, seed, opcodes)
     makers = {"copy": g.t_copy, "rdwr": g.t_rdwr, "vxm": g.t_vxm, "sxm": g.t_sxm,
               "mxm": g.t_mxm, "gather": g.t_gather, "scatter": g.t_scatter}
@@ -698,7 +704,7 @@ def directed_programs(config: ChipConfig, seed: int = 0,
             if missing_feature(spec.opcode, "vxm0", config):
                 continue  # the config leaves its hardware out (the ISA refuses it)
             out[spec.name] = random_program(config, seed, per_program, ("vxm",), {spec.opcode})
-        elif spec.unit is Unit.SXM:
+        elif spec.unit is Unit.SXM and config.sxm:
             out[spec.name] = random_program(config, seed, per_program, ("sxm",), {spec.opcode})
     out["READ_WRITE"] = random_program(config, seed, per_program, ("copy",))
     out["RDWR"] = random_program(config, seed, per_program, ("rdwr",))

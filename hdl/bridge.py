@@ -4,8 +4,11 @@ The bridge is byte-level: it takes received bytes from a UART receiver and gives
 a UART transmitter (:mod:`hdl.uart`), and is the master of the chip top's ``bus_*`` ports
 (docs/architecture.md section 9). docs/board.md describes the protocol byte by byte.
 
-Received bytes go through a small FIFO, so that a command that follows another back to back is
-not lost while the bridge is still sending the first one's reply. Write data is written to the
+Received bytes go through a FIFO, so that a command that follows another back to back is not
+lost while the bridge is still sending the first one's reply. It is 513 bytes deep by default: a
+block RAM of 512 bytes behind a one-byte output register (Amaranth's ``SyncFIFOBuffered``, whose
+synchronous read maps onto a block RAM). The 16-byte FIFO in flip-flops it replaced took about
+180 of the UP5K's 5,280 logic cells, more than the one block RAM now costs. Write data is written to the
 bus as it arrives (one word per bus cycle, so a burst never waits), except that the last word of
 every ``WRITE`` is held back until the data checksum has been checked: a one-word write, such as
 one to ``CTRL``, never happens with corrupt data. ``FILL`` writes nothing before its checksum has
@@ -14,7 +17,7 @@ been checked.
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from openlpu.link import HEADER_BYTES, PING_WORDS, SYNC_CMD, SYNC_REPLY, Cmd, Status, bridge_info
@@ -63,7 +66,8 @@ class Bridge(wiring.Component):
     clocks_per_bit : int
         Reported in the ``PING`` reply (:func:`openlpu.link.bridge_info`); 0 if unknown.
     fifo_depth : int
-        Received bytes buffered while a reply is being sent (at least 2).
+        Received bytes buffered while a reply is being sent (at least 2; default 513, one
+        block RAM of 512 bytes and the output register).
 
     Ports
     -----
@@ -102,7 +106,7 @@ class Bridge(wiring.Component):
     bus_rdata: In(32)
     bus_rvalid: In(1)
 
-    def __init__(self, *, timeout: int, clocks_per_bit: int = 0, fifo_depth: int = 16):
+    def __init__(self, *, timeout: int, clocks_per_bit: int = 0, fifo_depth: int = 513):
         for name, value, low in (("timeout", timeout, 16), ("clocks_per_bit", clocks_per_bit, 0),
                                  ("fifo_depth", fifo_depth, 2)):
             error = None
@@ -137,7 +141,7 @@ class Bridge(wiring.Component):
         m = Module()
 
         # --- receive FIFO and line activity ---------------------------------------------------
-        m.submodules.fifo = fifo = SyncFIFO(width=8, depth=self._fifo_depth)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=self._fifo_depth)
         m.d.comb += [fifo.w_data.eq(self.rx.payload), fifo.w_en.eq(self.rx.valid),
                      self.rx.ready.eq(fifo.w_rdy)]
         byte = fifo.r_data

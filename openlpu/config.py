@@ -132,6 +132,13 @@ class ChipConfig:
         the word executed is the block RAM's output itself: 128 fewer flip-flops per queue
         (the word and a copy of word 0) for a slower decode path. Programs and timing are
         the same.
+    sxm : bool
+        Whether the chip has its two SXMs, ``sxm_w`` and ``sxm_e`` (default True). Without them
+        the floorplan has neither the two slices nor their queues, so ``SHIFT``, ``PERMUTE``,
+        ``DISTRIBUTE`` and ``TRANSPOSE`` have nowhere to run: the assembler and the golden
+        model refuse the queues, and the layer compiler (which needs lane movement for its
+        reductions) refuses the config. On one lane, where an SXM can only copy or zero a
+        vector, this saves the two SXMs, their queues and two stream-register positions.
     """
 
     name: str
@@ -151,6 +158,7 @@ class ChipConfig:
     perf_counters: bool = True
     icu_repeat: bool = True
     icu_prefetch: bool = True
+    sxm: bool = True
 
     def __post_init__(self):
         def need(field, ok, allowed):
@@ -191,7 +199,7 @@ class ChipConfig:
         need("vxm_special_alus", lambda v: 0 <= v <= self.vxm_alus_per_lane,
              f"0..vxm_alus_per_lane ({self.vxm_alus_per_lane})")
         for field in ("vxm_multiplier", "vxm_deep_pipeline", "perf_counters", "icu_repeat",
-                      "icu_prefetch"):
+                      "icu_prefetch", "sxm"):
             if not isinstance(getattr(self, field), bool):
                 raise ConfigError(f"config {self.name!r}: field {field!r} must be true or "
                                   f"false, not {getattr(self, field)!r}")
@@ -280,14 +288,16 @@ class ChipConfig:
         east_planes = [p for p in range(self.mxm_planes) if p % 2 == 1]
         for plane in reversed(west_planes):
             names.append((f"mxm{plane}", SliceKind.MXM, plane))
-        names.append(("sxm_w", SliceKind.SXM, 0))
+        if self.sxm:
+            names.append(("sxm_w", SliceKind.SXM, 0))
         n = self.mem_slices_per_hemisphere
         for i in reversed(range(n)):
             names.append((f"mem_w{i}", SliceKind.MEM, i))
         names.append(("vxm", SliceKind.VXM, 0))
         for i in range(n):
             names.append((f"mem_e{i}", SliceKind.MEM, n + i))
-        names.append(("sxm_e", SliceKind.SXM, 1))
+        if self.sxm:
+            names.append(("sxm_e", SliceKind.SXM, 1))
         for plane in east_planes:
             names.append((f"mxm{plane}", SliceKind.MXM, plane))
         return tuple(Slice(name, kind, pos, index)
@@ -325,6 +335,15 @@ class ChipConfig:
     def queue_by_name(self) -> dict[str, Queue]:
         """Queues keyed by name."""
         return {q.name: q for q in self.queues}
+
+    def unknown_queue(self, name: str) -> str:
+        """Why ``name`` is not a queue of this config, with the queues it has: the message of
+        the assembler, the program loader and the scheduler."""
+        why = ""
+        if name in ("sxm_w", "sxm_e") and not self.sxm:
+            why = " (this config has no SXMs: sxm = false)"
+        return (f"unknown queue {name!r}{why} for config {self.name!r}; queues: "
+                f"{', '.join(self.queue_by_name)}")
 
     # --- identity ------------------------------------------------------------------------------
 

@@ -470,3 +470,15 @@ def test_opcodes_the_config_leaves_out_are_refused_by_assembler_and_golden_model
                       mem_init=[], outputs=[], source={})
     with pytest.raises(Exception, match="MUL needs the VXM multiplier.*vxm_multiplier"):
         GoldenModel(lean, program)
+
+
+def test_a_chip_without_sxms_refuses_their_queues():
+    from firmware.program import Program, ProgramError
+
+    bare = ECP5.replace(name="bare", sxm=False)
+    with pytest.raises(AsmError, match=r"unknown queue 'sxm_e' \(this config has no SXMs: "
+                                       r"sxm = false\)"):
+        assemble(".queue sxm_e\n  SHIFT.i8 E0, E0, #1\n", bare)
+    program = assemble(".queue sxm_e\n  SHIFT.i8 E0, E0, #1\n", ECP5)
+    with pytest.raises(ProgramError, match="sxm = false"):
+        Program(bare.name, bare.config_hash, bare.lanes, program.queues, [], []).check(bare)

@@ -103,13 +103,14 @@ def test_runtime_on_amaranth_simulator():
 
 
 def test_runtime_runs_a_program_on_a_chip_without_counters_or_repeat():
-    """A board whose chip leaves out the performance counters, REPEAT and the ICUs' prefetch
-    register (the smallest chip the UP5K section of docs/fpga.md measures): the runtime loads,
-    runs and reads back a random program through the UART on Amaranth's simulator, it matches
-    the golden model, and there are no counters to read."""
+    """A board whose chip leaves out the performance counters, REPEAT, the ICUs' prefetch
+    register and the SXMs (the smallest chip the UP5K section of docs/fpga.md measures): the
+    runtime loads, runs and reads back a random program through the UART on Amaranth's
+    simulator, it matches the golden model, and there are no counters to read."""
     bare = ICE40.replace(name="bare", lanes_per_superlane=1, mem_slices_per_hemisphere=1,
                          vxm_special_alus=0, vxm_multiplier=False, vxm_deep_pipeline=False,
-                         perf_counters=False, icu_repeat=False, icu_prefetch=False)
+                         perf_counters=False, icu_repeat=False, icu_prefetch=False,
+                         sxm=False)
     program = random_program(bare, seed_for("amaranth/bare"), 6)
     top = BoardTop(bare, clocks_per_bit=4, timeout=400)
     sim = Simulator(top)

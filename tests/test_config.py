@@ -112,7 +112,7 @@ def test_resource_options_are_validated_and_change_the_hash_only_when_set():
         base.replace(vxm_special_alus=3)
     with pytest.raises(ConfigError, match="vxm_multiplier.*true or false"):
         base.replace(vxm_multiplier=1)
-    for field in ("perf_counters", "icu_repeat", "icu_prefetch"):
+    for field in ("perf_counters", "icu_repeat", "icu_prefetch", "sxm"):
         assert getattr(base, field) is True
         assert base.replace(**{field: False}).config_hash != base.config_hash
         assert base.replace(**{field: True}).config_hash == base.config_hash
@@ -120,10 +120,23 @@ def test_resource_options_are_validated_and_change_the_hash_only_when_set():
             base.replace(**{field: "no"})
 
 
+def test_a_chip_without_sxms_has_neither_their_slices_nor_their_queues():
+    base = PRESETS["ecp5"]
+    bare = base.replace(sxm=False)
+    assert [s.name for s in bare.slices] == [s.name for s in base.slices
+                                             if s.kind is not SliceKind.SXM]
+    assert bare.positions == base.positions - 2
+    assert [s.position for s in bare.slices] == list(range(bare.positions))
+    assert "sxm_e" not in bare.queue_by_name and len(bare.queues) == len(base.queues) - 2
+    assert "sxm = false" in bare.unknown_queue("sxm_e")
+    assert "sxm = false" not in bare.unknown_queue("mem_x")
+    assert "mem_w0" in bare.unknown_queue("mem_x")
+
+
 def test_config_files_may_leave_out_the_resource_options(tmp_path):
     old = {k: v for k, v in PRESETS["ice40"].to_dict().items()
            if k not in ("vxm_special_alus", "vxm_multiplier", "perf_counters", "icu_repeat",
-                        "icu_prefetch")}
+                        "icu_prefetch", "sxm")}
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     assert get_config(str(path)).config_hash == PRESETS["ice40"].config_hash

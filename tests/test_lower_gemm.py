@@ -252,6 +252,16 @@ def test_without_repeat_the_same_schedule_is_written_out():
         issue_times(config, with_repeat.program.queues)
 
 
+def test_without_sxms_gemm_needs_four_slices_on_a_side():
+    """The multiplier relay through an SXM is what ice40 uses; without SXMs ice40 cannot bring
+    per-channel multipliers to the VXM, and ecp5 (4 MEM slices a side) does not need it."""
+    rng = np.random.default_rng(3)
+    x, w, mult = data(rng, 3, 6, 5)
+    with pytest.raises(LoweringError, match=r"an SXM \(sxm = false\)"):
+        lower_gemm(PRESETS["ice40"].replace(name="bare", sxm=False), x, w, mult, 30)
+    check(PRESETS["ecp5"].replace(name="bare", sxm=False), x, w, mult, 30)
+
+
 def test_sram_too_small():
     rng = np.random.default_rng(9)
     x, w, mult = data(rng, 64, 64, 64)

@@ -393,6 +393,9 @@ def test_missing_vxm_features_are_refused(llama):
     lean = CONFIGS["sim"].replace(name="lean", vxm_special_alus=0)
     with pytest.raises(LoweringError, match="special"):
         lower_llama_layer(lean, layer, 1)
+    without_sxms = CONFIGS["sim"].replace(name="bare", sxm=False)
+    with pytest.raises(LoweringError, match=r"no SXMs \(sxm = false\)"):
+        lower_llama_layer(without_sxms, layer, 1)
 
 
 @pytest.mark.slow

@@ -28,12 +28,12 @@ MINI = PRESETS["ice40"].replace(name="mini", superlanes=2, streams_per_direction
                                 mxm_planes=2, vxm_alus_per_lane=2, queue_depth=256,
                                 vxm_deep_pipeline=False, icu_prefetch=False)
 # The resource options at their minimum (no special-function unit, no MUL / REQ multiplier, no
-# performance counters, no REPEAT, no ICU prefetch) on a 2-lane chip with one MEM slice per
-# side: the refused opcodes never reach the RTL, and every other opcode must still match the
+# performance counters, no REPEAT, no ICU prefetch, no SXMs) on a 2-lane chip with one MEM slice
+# per side: the refused opcodes never reach the RTL, and every other opcode must still match the
 # golden model.
 LEAN = PRESETS["ice40"].replace(name="lean", lanes_per_superlane=2, mem_slices_per_hemisphere=1,
                                 vxm_special_alus=0, vxm_multiplier=False, perf_counters=False,
-                                icu_repeat=False, icu_prefetch=False)
+                                icu_repeat=False, icu_prefetch=False, sxm=False)
 CONFIGS = {"ice40": PRESETS["ice40"], "ecp5": PRESETS["ecp5"], "mini": MINI, "lean": LEAN}
 PRESET_NAMES = list(CONFIGS)
 

@@ -30,6 +30,10 @@ class Placer:
     """The timetable of one lowered layer (see the module docstring)."""
 
     def __init__(self, config: ChipConfig):
+        if not config.sxm:
+            raise LoweringError(
+                f"config {config.name!r} has no SXMs (sxm = false); lowering a layer needs them "
+                "for its lane reductions and permutations")
         self.config = config
         self.builder = ScheduleBuilder(config)
         self.res = Reservations(self.builder)

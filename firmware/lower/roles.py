@@ -151,7 +151,7 @@ def plan_roles(config: ChipConfig, planes: int, out_bytes: int, *,
         for k in range(0, len(side) - 3, 4):
             mult_sources.append(tuple(side[k:k + 4]))
     relays = []
-    if not mult_sources:
+    if not mult_sources and config.sxm:
         for sxm in ("sxm_e", "sxm_w"):
             x = pos[sxm]
             up = [s.name for s in config.slices if s.kind is SliceKind.MEM]

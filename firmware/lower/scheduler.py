@@ -297,11 +297,12 @@ class GemmScheduler:
                 for g in _top_down(4, self.S):
                     routes.append(("relay", sxm, slices, d_in, a, d_out, g))
         if not routes:
+            sxm = "an SXM with 4 slices upstream" if self.config.sxm else "an SXM (sxm = false)"
             raise LoweringError(
                 f"config {self.config.name!r}: no way to bring per-channel int32 multipliers "
-                f"to the VXM (neither 4 MEM slices on one side nor an SXM with 4 slices "
-                f"upstream); only one multiplier for all channels, within 24 bits (REQ's "
-                f"immediate), can be used here")
+                f"to the VXM (neither 4 MEM slices on one side nor {sxm}); only one "
+                f"multiplier for all channels, within 24 bits (REQ's immediate), can be used "
+                f"here")
         return routes
 
     def _deliver(self, txn: Txn, route: tuple, at: int, nt: int) -> int | None:
