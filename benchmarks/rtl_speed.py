@@ -25,7 +25,7 @@ from tb.verify import verify  # noqa: E402
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cycles", type=int, default=20000)
-    p.add_argument("--presets", default="ice40,ecp5")
+    p.add_argument("--presets", default="small,ecp5")
     p.add_argument("--backends", default="verilator,icarus")
     args = p.parse_args(argv)
     print(f"{'backend':<10} {'preset':<8} {'cycles':>8} {'run s':>8} {'cycles/s':>10} "

@@ -8,11 +8,12 @@ Received bytes go through a FIFO, so that a command that follows another back to
 lost while the bridge is still sending the first one's reply. It is 513 bytes deep by default: a
 block RAM of 512 bytes behind a one-byte output register (Amaranth's ``SyncFIFOBuffered``, whose
 synchronous read maps onto a block RAM). The 16-byte FIFO in flip-flops it replaced took about
-180 of the UP5K's 5,280 logic cells, more than the one block RAM now costs. Write data is written to the
-bus as it arrives (one word per bus cycle, so a burst never waits), except that the last word of
-every ``WRITE`` is held back until the data checksum has been checked: a one-word write, such as
-one to ``CTRL``, never happens with corrupt data. ``FILL`` writes nothing before its checksum has
-been checked.
+180 of the UP5K's 5,280 logic cells, more than the one block RAM now costs.
+
+Write data is written to the bus as it arrives (one word per bus cycle, so a burst never waits),
+except that the last word of every ``WRITE`` is held back until the data checksum has been
+checked: a one-word write, such as one to ``CTRL``, never happens with corrupt data. ``FILL``
+writes nothing before its checksum has been checked.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal

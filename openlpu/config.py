@@ -415,16 +415,26 @@ PRESETS: dict[str, ChipConfig] = {
         mem_slices_per_hemisphere=4, mem_words_per_bank=1024, mxm_planes=1,
         mxm_acc_depth=64, vxm_alus_per_lane=2, queue_depth=512, clock_mhz=100.0,
         vxm_deep_pipeline=True),
-    # Lattice iCE40 UP5K (iCEBreaker): 4 lanes, one 4x4 MXM plane; each lane of a slice is
-    # one 512 x 8 EBR holding both banks (16 of the 30 EBRs). With 2 MEM slices per
-    # hemisphere, int32 operands are assembled in the VXM rather than read in one cycle.
-    # Not yet within the UP5K's logic (docs/fpga.md): the special-function unit alone is
-    # ~5,000 LUT4 per lane. vxm_special_alus=0, vxm_multiplier=False and 2 lanes with one MEM
-    # slice per side are the measured way down (13.4k LUT4, 4 SB_MAC16, 36 EBR of which the
-    # MXM accumulators' two read ports take 8); the preset keeps its ISA until the rest fits
-    # too, so programs written for it keep running.
+    # Lattice iCE40 UP5K (iCEBreaker): one lane, one MEM slice of 2 x 256 words per hemisphere
+    # (1 KiB of SRAM), a 1 x 1 MXM plane, one VXM ALU, 64-word queues, and every resource option
+    # off: no special functions, no 32 x 32 multiplier (MUL, REQ), no performance counters, no
+    # REPEAT, no ICU prefetch register and no SXMs. With the iCEBreaker board top (UART bridge)
+    # it takes 5,184 of the UP5K's 5,280 logic cells, 23 of 30 block RAMs and 1 of 8 DSPs, and
+    # meets the board's 12 MHz (docs/fpga.md, "What it takes to fit the UP5K").
     "ice40": ChipConfig(
-        name="ice40", superlanes=1, lanes_per_superlane=4, streams_per_direction=4,
+        name="ice40", superlanes=1, lanes_per_superlane=1, streams_per_direction=4,
+        mem_slices_per_hemisphere=1, mem_words_per_bank=256, mxm_planes=1,
+        mxm_acc_depth=16, vxm_alus_per_lane=1, queue_depth=64, clock_mhz=12.0,
+        vxm_special_alus=0, vxm_multiplier=False, perf_counters=False, icu_repeat=False,
+        icu_prefetch=False, sxm=False),
+    # The smallest chip with every unit and every opcode: 4 lanes, one 4 x 4 MXM plane, two MEM
+    # slices of 2 x 256 words per hemisphere, the deep VXM pipeline. The default config of fast
+    # RTL tests; on FPGAs it is about ten times the UP5K and does not route on the 85F
+    # (docs/fpga.md). With 2 MEM slices per hemisphere, int32 operands are assembled in the VXM
+    # rather than read in one cycle. (Until the UP5K chip above existed this was the ice40
+    # preset; the config hash, 9dbdeec9, is the same.)
+    "small": ChipConfig(
+        name="small", superlanes=1, lanes_per_superlane=4, streams_per_direction=4,
         mem_slices_per_hemisphere=2, mem_words_per_bank=256, mxm_planes=1,
         mxm_acc_depth=16, vxm_alus_per_lane=1, queue_depth=64, clock_mhz=24.0,
         vxm_deep_pipeline=True),

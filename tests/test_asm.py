@@ -43,7 +43,7 @@ from openlpu.isa import (
     validate,
 )
 
-PRESET_NAMES = ("ice40", "ecp5", "sim")
+PRESET_NAMES = ("small", "ecp5", "sim")
 ECP5 = get_config("ecp5")
 RESERVED = [op for op, spec in OPS.items() if spec.reserved]
 USABLE = [op for op, spec in OPS.items() if not spec.reserved]
@@ -337,7 +337,7 @@ ERRORS = [
     (".queue mem_w0\n  READ E0,@", "missing operand"),
     (".equ N, 1\n.equ @n, 2", "duplicate .equ", "'n'"),
     (".equ @E3, 2", "cannot be a symbol"),
-    (".config @ice40", "ice40", "'ecp5'"),
+    (".config @small", "small", "'ecp5'"),
     ("@.equx N, 1", "unknown directive", ".equ"),
     ("@.queue vxm0, mem_w0", ".queue takes NAME"),
     ("@.vec 1, 2", ".vec outside a .data block"),
@@ -442,8 +442,8 @@ def test_read_output_int8_and_int32():
 def test_program_check():
     program = assemble(".queue vxm0\nADD.i8 E0, E0, E0\n", ECP5)
     program.check(get_config("ecp5"))
-    with pytest.raises(ProgramError, match=r"'ecp5'.*'ice40'"):
-        program.check(get_config("ice40"))
+    with pytest.raises(ProgramError, match=r"'ecp5'.*'small'"):
+        program.check(get_config("small"))
     bad = Program(program.config_name, program.config_hash, program.lanes,
                   {"mem_w0": [Instruction(Opcode.ADD)]}, source={"mem_w0": [("x.s", 7)]})
     with pytest.raises(ProgramError, match=r"x\.s:7: queue mem_w0, instruction 0: ADD is a VXM"):

@@ -63,27 +63,27 @@ class PtyBoard:
 
 
 @pytest.fixture
-def ice40_board():
-    """A pseudo-terminal answering as an ice40 board."""
-    board = PtyBoard(PRESETS["ice40"])
+def small_board():
+    """A pseudo-terminal answering as a small-preset board."""
+    board = PtyBoard(PRESETS["small"])
     yield board
     board.close()
 
 
-def test_identify_through_a_serial_port(capsys, ice40_board):
-    code, out, err = run(capsys, "board", "identify", "--port", ice40_board.port, "--json")
+def test_identify_through_a_serial_port(capsys, small_board):
+    code, out, err = run(capsys, "board", "identify", "--port", small_board.port, "--json")
     assert code == 0, err
     info = json.loads(out)
-    assert info["preset"] == "ice40" and info["clocks_per_bit"] == 104
-    code, out, _ = run(capsys, "board", "identify", "--port", ice40_board.port)
-    assert code == 0 and "config hash 9dbdeec9 (preset 'ice40')" in out
+    assert info["preset"] == "small" and info["clocks_per_bit"] == 104
+    code, out, _ = run(capsys, "board", "identify", "--port", small_board.port)
+    assert code == 0 and "config hash 9dbdeec9 (preset 'small')" in out
 
 
-def test_identify_refuses_another_config(capsys, ice40_board):
-    code, _, err = run(capsys, "board", "identify", "--port", ice40_board.port, "--config",
+def test_identify_refuses_another_config(capsys, small_board):
+    code, _, err = run(capsys, "board", "identify", "--port", small_board.port, "--config",
                        "ecp5")
     assert code == 1
-    assert "the board runs config hash 9dbdeec9 (preset 'ice40'), not config 'ecp5'" in err
+    assert "the board runs config hash 9dbdeec9 (preset 'small'), not config 'ecp5'" in err
 
 
 def test_run_with_a_missing_port_is_one_line(capsys, tmp_path):
@@ -91,7 +91,7 @@ def test_run_with_a_missing_port_is_one_line(capsys, tmp_path):
     from firmware.random_program import random_program
 
     program = tmp_path / "p.bin"
-    save(random_program(PRESETS["ice40"], 1, 3), program)
+    save(random_program(PRESETS["small"], 1, 3), program)
     code, out, err = run(capsys, "board", "run", str(program), "--port", "/dev/no-such-tty")
     assert code == 1 and out == ""
     assert err.startswith("openlpu: error: cannot open serial port '/dev/no-such-tty'")

@@ -26,7 +26,7 @@ from openlpu.config import PRESETS
 from openlpu.hostmap import REG, STATUS_DEADLOCK, STATUS_DONE, HostMap
 from openlpu.link import SYNC_CMD, Cmd, Status, bridge_info, encode_reply
 
-ICE40, ECP5 = PRESETS["ice40"], PRESETS["ecp5"]
+SMALL, ECP5 = PRESETS["small"], PRESETS["ecp5"]
 
 
 class FakeBoard(Transport):
@@ -70,37 +70,37 @@ class FakeBoard(Transport):
 
 
 def test_identify_reports_the_board():
-    ident = Board(FakeBoard(ICE40), ICE40).identify()
-    assert ident.config_hash == ICE40.config_hash
-    assert ident.preset == "ice40"
+    ident = Board(FakeBoard(SMALL), SMALL).identify()
+    assert ident.config_hash == SMALL.config_hash
+    assert ident.preset == "small"
     assert ident.clocks_per_bit == 217 and ident.protocol_version == 1
 
 
 def test_a_board_with_another_config_is_refused_by_name():
-    board = Board(FakeBoard(ECP5), ICE40)
+    board = Board(FakeBoard(ECP5), SMALL)
     with pytest.raises(ConfigMismatch, match=rf"runs config hash {ECP5.config_hash} "
-                                             rf"\(preset 'ecp5'\), not config 'ice40'"):
+                                             rf"\(preset 'ecp5'\), not config 'small'"):
         board.identify()
 
 
 def test_a_program_for_another_config_is_refused_before_anything_is_sent():
-    fake = FakeBoard(ICE40)
+    fake = FakeBoard(SMALL)
     with pytest.raises(ConfigMismatch, match="assembled for config 'ecp5'"):
-        Board(fake, ICE40).load(random_program(ECP5, 1, 3))
+        Board(fake, SMALL).load(random_program(ECP5, 1, 3))
     assert fake.commands == []
 
 
 def test_something_that_is_not_an_openlpu_chip_is_refused():
-    fake = FakeBoard(ICE40)
+    fake = FakeBoard(SMALL)
     fake.bus[0] = 0x1234_5678
     with pytest.raises(ConfigMismatch, match="not an OpenLPU chip: its ID register reads "
                                              "0x12345678"):
-        Board(fake, ICE40).identify()
+        Board(fake, SMALL).identify()
 
 
 def test_silence_is_a_timeout_after_the_retries():
-    fake = FakeBoard(ICE40, mangle=lambda n, reply: b"")
-    board = Board(fake, ICE40)
+    fake = FakeBoard(SMALL, mangle=lambda n, reply: b"")
+    board = Board(fake, SMALL)
     with pytest.raises(BoardTimeout, match=r"nothing received yet: is the bitstream loaded, "
                                            r"and built for 115200 baud\?\) \(after 3 attempts\)"):
         board.identify()
@@ -116,7 +116,7 @@ def test_silence_is_a_timeout_after_the_retries():
     (lambda reply: reply[:5], "got 2 of"),
 ])
 def test_a_garbled_reply_is_a_protocol_error_or_timeout(mangle, message):
-    board = Board(FakeBoard(ICE40, mangle=lambda n, reply: mangle(reply)), ICE40)
+    board = Board(FakeBoard(SMALL, mangle=lambda n, reply: mangle(reply)), SMALL)
     with pytest.raises((ProtocolError, BoardTimeout), match=message):
         board.identify()
 
@@ -127,20 +127,20 @@ def test_a_reply_with_another_tag_is_refused():
         return encode_reply(Status.OK, body[1], [int.from_bytes(body[2 + 4 * i:6 + 4 * i],
                                                                 "little")
                                                  for i in range((len(body) - 2) // 4)])
-    board = Board(FakeBoard(ICE40, mangle=retag), ICE40, retries=0)
+    board = Board(FakeBoard(SMALL, mangle=retag), SMALL, retries=0)
     with pytest.raises(ProtocolError, match="carries tag 1, expected 0"):
         board.identify()
 
 
 def test_one_garbled_reply_is_retried_and_recovers():
-    board = Board(FakeBoard(ICE40, mangle=lambda n, r: r[:-1] + b"\x00" if n == 1 else r),
-                  ICE40)
-    assert board.identify().preset == "ice40"
+    board = Board(FakeBoard(SMALL, mangle=lambda n, r: r[:-1] + b"\x00" if n == 1 else r),
+                  SMALL)
+    assert board.identify().preset == "small"
     assert board.link.retried == 1
 
 
 def test_an_error_status_names_the_problem_and_is_not_retried_when_it_is_ours():
-    fake = FakeBoard(ICE40, mangle=lambda n, r: encode_reply(Status.BAD_COMMAND, 0))
+    fake = FakeBoard(SMALL, mangle=lambda n, r: encode_reply(Status.BAD_COMMAND, 0))
     link = Link(fake)
     with pytest.raises(CommandRejected, match="status BAD_COMMAND: unknown command code") as e:
         link.read(0, 1)
@@ -149,7 +149,7 @@ def test_an_error_status_names_the_problem_and_is_not_retried_when_it_is_ours():
 
 
 def test_a_register_write_is_never_sent_twice():
-    fake = FakeBoard(ICE40, mangle=lambda n, r: encode_reply(Status.BAD_DATA_CRC, 0))
+    fake = FakeBoard(SMALL, mangle=lambda n, r: encode_reply(Status.BAD_DATA_CRC, 0))
     with pytest.raises(CommandRejected, match="BAD_DATA_CRC"):
         Link(fake).write(REG["CTRL"], [3])
     assert len(fake.commands) == 1
@@ -160,8 +160,8 @@ def test_a_register_write_is_never_sent_twice():
 
 
 def test_deadlock_and_a_run_that_never_ends_are_run_errors():
-    fake = FakeBoard(ICE40)
-    board = Board(fake, ICE40)
+    fake = FakeBoard(SMALL)
+    board = Board(fake, SMALL)
     fake.bus[REG["STATUS"]] = STATUS_DEADLOCK
     with pytest.raises(RunError, match="DEADLOCK"):
         board.run()
@@ -172,7 +172,7 @@ def test_deadlock_and_a_run_that_never_ends_are_run_errors():
 
 
 def test_bursts_are_split_and_merged():
-    fake = FakeBoard(ICE40)
+    fake = FakeBoard(SMALL)
     link = Link(fake, max_burst=4)
     link.write_pairs([(0x100 + 4 * i, i) for i in range(10)] + [(0x200, 7)])
     assert [(c, a, n) for c, a, n in fake.commands] == [
@@ -191,7 +191,7 @@ def test_a_silent_serial_port_times_out_quickly():
     controller, device = os.openpty()
     try:
         port = SerialTransport(os.ttyname(device), 115200, timeout=0.1)
-        board = Board(port, ICE40, retries=0)
+        board = Board(port, SMALL, retries=0)
         with pytest.raises(BoardTimeout, match=r"got 0 of 3 bytes within"):
             board.identify()
         port.close()

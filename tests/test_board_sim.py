@@ -4,7 +4,7 @@ bridge -> chip -> results compared with the golden model.
 The runtime is the code that drives a real board; only the transport differs: under Verilator
 and Icarus (cocotb, :mod:`tb.board_test`) and under Amaranth's simulator it bit-bangs the UART
 lines of :class:`hdl.board.BoardTop` at 4 clock cycles per bit. A random program runs on the
-ice40 preset; the RTL bridge answers damaged frames with the right error statuses; a board of
+small preset; the RTL bridge answers damaged frames with the right error statuses; a board of
 another config is refused. The seed is printed (fix it with ``OPENLPU_SEED``).
 """
 
@@ -23,7 +23,7 @@ from openlpu.hostmap import SRAM_BASE
 from openlpu.toolchain import simulator_available
 from tb.board_runner import run_board
 
-ICE40, ECP5 = PRESETS["ice40"], PRESETS["ecp5"]
+SMALL, ECP5 = PRESETS["small"], PRESETS["ecp5"]
 
 
 def seed_for(test: str) -> int:
@@ -40,7 +40,7 @@ def need(simulator: str):
 
 def check_report(report, programs):
     ident = report["identity"]
-    assert ident["preset"] == "ice40" and ident["clocks_per_bit"] == 4
+    assert ident["preset"] == "small" and ident["clocks_per_bit"] == 4
     assert [p["name"] for p in report["programs"]] == list(programs)
     for p in report["programs"]:
         assert p["matches_golden"], f"{p['name']}: {p['mismatch']}"
@@ -52,10 +52,10 @@ def check_report(report, programs):
 def test_random_program_through_the_uart_link(simulator):
     need(simulator)
     seed = seed_for(f"board/{simulator}")
-    programs = {"random": random_program(ICE40, seed, 10)}
+    programs = {"random": random_program(SMALL, seed, 10)}
     # only the written words and outputs are read back: a full SRAM read-back over the
     # simulated UART is the slow test's job
-    report = run_board(ICE40, simulator, programs, error_checks_against=ECP5,
+    report = run_board(SMALL, simulator, programs, error_checks_against=ECP5,
                        readback="written")
     print(f"{simulator}: build {report['build_seconds']:.1f} s, run {report['run_seconds']:.1f} s")
     check_report(report, programs)
@@ -66,7 +66,7 @@ def test_random_program_through_the_uart_link(simulator):
     assert errors["not_a_frame"] == "BAD_SYNC"
     # the burst with a bad data checksum wrote its first word and held back its last one
     assert errors["then_read"] == [0x11, 0]
-    assert "board runs config hash 9dbdeec9 (preset 'ice40'), not config 'ecp5'" in \
+    assert "board runs config hash 9dbdeec9 (preset 'small'), not config 'ecp5'" in \
         errors["other_config"]
 
 
@@ -78,9 +78,9 @@ def test_random_programs_with_full_readback(simulator):
     need(simulator)
     rng = random.Random(seed_for(f"board-full/{simulator}"))
     count = 3 if simulator == "verilator" else 1
-    programs = {f"random{i}": random_program(ICE40, rng.randrange(2**32), 20)
+    programs = {f"random{i}": random_program(SMALL, rng.randrange(2**32), 20)
                 for i in range(count)}
-    report = run_board(ICE40, simulator, programs, readback="auto",
+    report = run_board(SMALL, simulator, programs, readback="auto",
                        optimize=simulator == "verilator")
     check_report(report, programs)
 
@@ -88,29 +88,26 @@ def test_random_programs_with_full_readback(simulator):
 def test_runtime_on_amaranth_simulator():
     """The same runtime stepping Amaranth's simulator: identify, refuse another config, write
     and read SRAM words."""
-    top = BoardTop(ICE40, clocks_per_bit=4, timeout=400)
+    top = BoardTop(SMALL, clocks_per_bit=4, timeout=400)
     sim = Simulator(top)
     sim.add_clock(1e-8)
     port = AmaranthTransport(sim, top.uart_rx, top.uart_tx, clocks_per_bit=4, clock_hz=1e8,
                              timeout_cycles=400)
-    assert Board(port, ICE40).identify().preset == "ice40"
-    with pytest.raises(ConfigMismatch, match="preset 'ice40'"):
+    assert Board(port, SMALL).identify().preset == "small"
+    with pytest.raises(ConfigMismatch, match="preset 'small'"):
         Board(port, ECP5).identify()
-    board = Board(port, ICE40)
+    board = Board(port, SMALL)
     board.write(SRAM_BASE + 8, [0x0403_0201, 0xFFFF_FFFF])
     assert board.read(SRAM_BASE, 4) == [0, 0, 0x0403_0201, 0xFFFF_FFFF]
     assert port.framing_errors == 0
 
 
-def test_runtime_runs_a_program_on_a_chip_without_counters_or_repeat():
-    """A board whose chip leaves out the performance counters, REPEAT, the ICUs' prefetch
-    register and the SXMs (the smallest chip the UP5K section of docs/fpga.md measures): the
-    runtime loads, runs and reads back a random program through the UART on Amaranth's
-    simulator, it matches the golden model, and there are no counters to read."""
-    bare = ICE40.replace(name="bare", lanes_per_superlane=1, mem_slices_per_hemisphere=1,
-                         vxm_special_alus=0, vxm_multiplier=False, vxm_deep_pipeline=False,
-                         perf_counters=False, icu_repeat=False, icu_prefetch=False,
-                         sxm=False)
+def test_runtime_runs_a_program_on_the_ice40_board():
+    """The iCEBreaker's chip (the ice40 preset: no performance counters, REPEAT, ICU prefetch
+    register or SXMs, docs/fpga.md): the runtime loads, runs and reads back a random program
+    through the UART on Amaranth's simulator, it matches the golden model, and there are no
+    counters to read."""
+    bare = PRESETS["ice40"]
     program = random_program(bare, seed_for("amaranth/bare"), 6)
     top = BoardTop(bare, clocks_per_bit=4, timeout=400)
     sim = Simulator(top)

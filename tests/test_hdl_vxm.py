@@ -42,7 +42,7 @@ from openlpu.isa import (
 )
 from sim_models.datapath import bytes_to_values, values_to_bytes, vxm_execute
 
-PRESET_NAMES = ("ice40", "ecp5", "sim")
+PRESET_NAMES = ("small", "ecp5", "sim")
 VXM_OPS = tuple(op for op, spec in OPS.items() if spec.unit is Unit.VXM)
 SHIFTS = {Opcode.SHL, Opcode.SHR, Opcode.SHRU, Opcode.SHRR}
 SPECIAL_FN = {Opcode.EXP: fx.exp_q, Opcode.RECIP: fx.recip_q, Opcode.RSQRT: fx.rsqrt_q,
@@ -406,7 +406,7 @@ def test_same_cycle_results_and_conflict():
     """RECIP (latency 8) then, 2 cycles later, EXP (6), then ADD 6 cycles after the RECIP:
     all three are due in the same cycle. EXP writes other streams; ADD (i8) overwrites one
     byte stream of RECIP's int32 group: the later instruction wins that stream only."""
-    bench = TileBench("ice40", seed=3)
+    bench = TileBench("small", seed=3)
     cfg = bench.config
     lat = {op: latency(op, cfg) for op in (Opcode.RECIP, Opcode.EXP, Opcode.ADD)}
     t_recip = 1
@@ -583,7 +583,7 @@ def test_latency_too_short_is_refused(monkeypatch):
         gc.collect()
 
 
-@pytest.mark.parametrize("preset", ["ice40"])
+@pytest.mark.parametrize("preset", ["small"])
 def test_verilog(preset):
     text = verilog.convert(VxmAluTile(PRESETS[preset]), name="vxm_alu_tile", emit_src=False)
     assert "module vxm_alu_tile" in text

@@ -44,7 +44,7 @@ def test_windows_do_not_overlap(name):
 
 
 def test_a_config_without_performance_counters_has_none_in_the_map():
-    cfg = PRESETS["ice40"]
+    cfg = PRESETS["small"]
     h = HostMap(cfg)
     assert len(h.counter_names) == h.config_words["NCOUNTERS"] == len(cfg.queues) + 2 * \
         cfg.mem_slices + cfg.mxm_planes

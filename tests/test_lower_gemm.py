@@ -85,7 +85,7 @@ def test_reference_is_the_requantised_int32_matmul():
 # --- results on the golden model ------------------------------------------------------------------
 
 SHAPES = {
-    "ice40": [(1, 1, 1), (5, 7, 6), (4, 4, 4), (2, 9, 3)],
+    "small": [(1, 1, 1), (5, 7, 6), (4, 4, 4), (2, 9, 3)],
     "ecp5": [(1, 1, 1), (5, 37, 19), (16, 16, 16), (17, 33, 31), (48, 64, 40)],
     "sim": [(5, 37, 19), (33, 70, 45), (64, 96, 64)],
 }
@@ -99,25 +99,25 @@ def test_shapes(preset, shape):
     check(PRESETS[preset], x, w, mult, 31)
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5", "sim"])
+@pytest.mark.parametrize("preset", ["small", "ecp5", "sim"])
 def test_random_shapes(preset):
     seed = int(os.environ.get("OPENLPU_SEED", random.SystemRandom().randrange(2**32)))
     print(f"seed {seed} (replay with OPENLPU_SEED={seed})")
     rng = np.random.default_rng(seed)
     config = PRESETS[preset]
-    # ice40's 64-word queues hold only a few tile steps
-    hi = 9 if preset == "ice40" else 2 * config.lanes + 3
+    # small's 64-word queues hold only a few tile steps
+    hi = 9 if preset == "small" else 2 * config.lanes + 3
     for _ in range(4):
         shape = tuple(int(v) for v in rng.integers(1, hi, 3))
         x, w, mult = data(rng, *shape, mult_bits=int(rng.integers(1, 32)))
         check(config, x, w, mult, int(rng.integers(0, 64)))
 
 
-@pytest.mark.parametrize("preset", ["ice40", "ecp5", "sim"])
+@pytest.mark.parametrize("preset", ["small", "ecp5", "sim"])
 def test_edge_values_saturate(preset):
     """Extreme operands and multipliers; the output saturates at both ends."""
     config = PRESETS[preset]
-    M, K, N = (3, 6, 5) if preset == "ice40" else (7, 2 * config.lanes + 1, config.lanes + 3)  # noqa: N806
+    M, K, N = (3, 6, 5) if preset == "small" else (7, 2 * config.lanes + 1, config.lanes + 3)  # noqa: N806
     x = np.full((M, K), -128, np.int8)
     x[1] = 127
     x[2, ::2] = -128
@@ -161,14 +161,14 @@ def test_every_plane_works():
 
 
 def test_multiplier_delivery():
-    """sim keeps the multiplier circulating (MOV); ice40 turns it round through an SXM; one
+    """sim keeps the multiplier circulating (MOV); small turns it round through an SXM; one
     multiplier for all channels is REQ's immediate."""
     rng = np.random.default_rng(6)
     x, w, mult = data(rng, 20, 40, 40)
     lg, _ = check(PRESETS["sim"], x, w, mult, 30)
     assert any(i.op is Opcode.MOV for i in queue_ops(lg, "vxm"))
     x, w, mult = data(rng, 5, 7, 6)
-    lg, _ = check(PRESETS["ice40"], x, w, mult, 30)
+    lg, _ = check(PRESETS["small"], x, w, mult, 30)
     assert any(i.op is Opcode.SHIFT for i in queue_ops(lg, "sxm"))
     lg, _ = check(PRESETS["ecp5"], x, w, np.full(6, 12345), 14)
     reqs = [i for i in queue_ops(lg, "vxm") if i.op is Opcode.REQ]
@@ -253,12 +253,12 @@ def test_without_repeat_the_same_schedule_is_written_out():
 
 
 def test_without_sxms_gemm_needs_four_slices_on_a_side():
-    """The multiplier relay through an SXM is what ice40 uses; without SXMs ice40 cannot bring
+    """The multiplier relay through an SXM is what small uses; without SXMs small cannot bring
     per-channel multipliers to the VXM, and ecp5 (4 MEM slices a side) does not need it."""
     rng = np.random.default_rng(3)
     x, w, mult = data(rng, 3, 6, 5)
     with pytest.raises(LoweringError, match=r"an SXM \(sxm = false\)"):
-        lower_gemm(PRESETS["ice40"].replace(name="bare", sxm=False), x, w, mult, 30)
+        lower_gemm(PRESETS["small"].replace(name="bare", sxm=False), x, w, mult, 30)
     check(PRESETS["ecp5"].replace(name="bare", sxm=False), x, w, mult, 30)
 
 
@@ -266,15 +266,15 @@ def test_sram_too_small():
     rng = np.random.default_rng(9)
     x, w, mult = data(rng, 64, 64, 64)
     with pytest.raises(SramCapacityError, match="bytes of SRAM") as e:
-        lower_gemm(PRESETS["ice40"], x, w, mult, 30)
-    assert e.value.needed > e.value.available == PRESETS["ice40"].sram_bytes
+        lower_gemm(PRESETS["small"], x, w, mult, 30)
+    assert e.value.needed > e.value.available == PRESETS["small"].sram_bytes
 
 
 def test_accumulator_depth():
     rng = np.random.default_rng(10)
     x, w, mult = data(rng, 40, 4, 4)
     with pytest.raises(AccumulatorDepthError, match="mxm_acc_depth 16") as e:
-        lower_gemm(PRESETS["ice40"], x, w, mult, 30, block_rows=17)
+        lower_gemm(PRESETS["small"], x, w, mult, 30, block_rows=17)
     assert (e.value.needed, e.value.available) == (17, 16)
 
 
@@ -282,7 +282,7 @@ def test_queue_depth():
     rng = np.random.default_rng(11)
     x, w, mult = data(rng, 16, 16, 16)
     with pytest.raises(QueueDepthError, match="queue_depth|hold 64") as e:
-        lower_gemm(PRESETS["ice40"], x, w, mult, 30)
+        lower_gemm(PRESETS["small"], x, w, mult, 30)
     assert e.value.needed > e.value.available == 64
     assert e.value.queue in e.value.args[0]
 
@@ -317,7 +317,7 @@ def test_groqchip():
 
 
 def rtl_gemm():
-    """A small odd-sized GEMM for ice40 with a saturating row and column."""
+    """A small odd-sized GEMM for the small preset with a saturating row and column."""
     rng = np.random.default_rng(13)
     x, w, mult = data(rng, 5, 7, 6, mult_bits=31)
     x[0] = -128
@@ -326,13 +326,13 @@ def rtl_gemm():
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_rtl_ice40(simulator):
+def test_rtl_small(simulator):
     ok, why = simulator_available(simulator)
     if not ok:
         pytest.skip(why)
     from tb.verify import verify
 
-    config = PRESETS["ice40"]
+    config = PRESETS["small"]
     x, w, mult, shift = rtl_gemm()
     lg = lower_gemm(config, x, w, mult, shift)
     (result,) = verify(config, {"gemm": lg.program}, simulator)

@@ -14,7 +14,7 @@ from firmware.timing import predict_cycles
 from openlpu.config import PRESETS
 from sim_models.golden import run_program
 
-SMALL = ["ice40", "ecp5", "sim"]
+SMALL = ["small", "ecp5", "sim"]
 
 
 

@@ -4,7 +4,8 @@ simulator) against the golden model: final SRAM, cycle count and performance cou
 Each test runs a batch of programs in one simulator process: a directed program for every
 instruction of the ISA, and constrained-random programs drawn with a fresh seed on every run.
 The seed is printed (and can be fixed with ``OPENLPU_SEED``) so that a failure can be replayed.
-Three presets with different lanes, streams, superlanes and slice counts run by default.
+Four configs with different lanes, streams, superlanes, slice counts and resource options run
+by default.
 """
 
 import os
@@ -23,18 +24,16 @@ from tb.verify import verify
 # The FPGA presets have the deep VXM pipeline; MINI keeps the compact one (the sim and
 # groqchip presets'), so both pipelines run on both simulators by default. Likewise MINI's
 # ICUs decode the block RAM's output (icu_prefetch = False) and the presets' prefetch.
-MINI = PRESETS["ice40"].replace(name="mini", superlanes=2, streams_per_direction=8,
+MINI = PRESETS["small"].replace(name="mini", superlanes=2, streams_per_direction=8,
                                 mem_slices_per_hemisphere=4, mem_words_per_bank=64,
                                 mxm_planes=2, vxm_alus_per_lane=2, queue_depth=256,
                                 vxm_deep_pipeline=False, icu_prefetch=False)
-# The resource options at their minimum (no special-function unit, no MUL / REQ multiplier, no
-# performance counters, no REPEAT, no ICU prefetch, no SXMs) on a 2-lane chip with one MEM slice
-# per side: the refused opcodes never reach the RTL, and every other opcode must still match the
-# golden model.
-LEAN = PRESETS["ice40"].replace(name="lean", lanes_per_superlane=2, mem_slices_per_hemisphere=1,
-                                vxm_special_alus=0, vxm_multiplier=False, perf_counters=False,
-                                icu_repeat=False, icu_prefetch=False, sxm=False)
-CONFIGS = {"ice40": PRESETS["ice40"], "ecp5": PRESETS["ecp5"], "mini": MINI, "lean": LEAN}
+# The ice40 preset has every resource option at its minimum (no special-function unit, no MUL /
+# REQ multiplier, no performance counters, no REPEAT, no ICU prefetch, no SXMs) on one lane
+# with one MEM slice per side: the refused opcodes never reach the RTL, and every other opcode
+# must still match the golden model.
+LEAN = PRESETS["ice40"]
+CONFIGS = {"small": PRESETS["small"], "ecp5": PRESETS["ecp5"], "mini": MINI, "ice40": LEAN}
 PRESET_NAMES = list(CONFIGS)
 
 
@@ -110,8 +109,8 @@ def test_many_random_programs(simulator, name):
 
 
 def test_amaranth_backend_runs_the_same_programs():
-    config = PRESETS["ice40"]
-    seed = seed_for("amaranth/ice40")
+    config = PRESETS["small"]
+    seed = seed_for("amaranth/small")
     programs = {"random": random_program(config, seed, 12),
                 "mxm": directed_programs(config, seed % 1000, 3)["MXM"]}
     check(verify(config, programs, "amaranth"))

@@ -31,7 +31,7 @@ def verilator_lints(path, top):
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-@pytest.mark.parametrize("name", ["ice40", "ecp5"])
+@pytest.mark.parametrize("name", ["small", "ecp5"])
 @pytest.mark.parametrize("top", [u for u in UNITS if u != "chip"])
 def test_every_unit_generates_standalone_verilog(top, name, tmp_path):
     path = cached_verilog(PRESETS[name], top)
@@ -40,7 +40,7 @@ def test_every_unit_generates_standalone_verilog(top, name, tmp_path):
 
 
 def test_chip_ports_are_the_host_bus(tmp_path):
-    path = cached_verilog(PRESETS["ice40"])
+    path = cached_verilog(PRESETS["small"])
     header = re.search(r"module openlpu_chip\((.*?)\);", path.read_text(), re.S).group(1)
     ports = {p.strip() for p in header.split(",")}
     assert ports == {"clk", "rst", "bus_addr", "bus_wdata", "bus_we", "bus_re", "bus_rdata",
@@ -51,7 +51,7 @@ def test_chip_ports_are_the_host_bus(tmp_path):
 
 def test_cli_writes_verilog(tmp_path, capsys):
     out = tmp_path / "mem.v"
-    assert main(["verilog", "--config", "ice40", "--top", "mem", "-o", str(out)]) == 0
+    assert main(["verilog", "--config", "small", "--top", "mem", "-o", str(out)]) == 0
     assert "module openlpu_mem" in out.read_text()
     assert main(["verilog", "--config", "nope", "-o", str(out)]) == 1
 

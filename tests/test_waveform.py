@@ -2,7 +2,7 @@
 cycle (which fixes the cycle <-> time mapping), a difference is located to its first cycle,
 stream, slice and lane, and ``--trace-window`` cuts a waveform down to a range of cycles.
 
-Each simulator builds a traced model of the ice40 preset (a separate build from the untraced
+Each simulator builds a traced model of the small preset (a separate build from the untraced
 one of tests/test_rtl_chip.py).
 """
 
@@ -20,7 +20,7 @@ from tb.runner import RtlJob, run_rtl
 from tb.stream_check import first_stream_difference
 from tb.waveform import Waveform, WaveformError, cut_cycles, cycle_edge
 
-CONFIG = PRESETS["ice40"]
+CONFIG = PRESETS["small"]
 SIMULATORS = ["verilator", "icarus"]
 
 

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, metavar="SEC", help="stop a tool after SEC s")
     p.add_argument("--router", choices=["router1", "router2"], default="router2",
                    help="nextpnr router on ECP5 targets (default router2: router1 took over "
-                        "half an hour without converging on the ice40 preset on the 85F)")
+                        "half an hour without converging on the small preset on the 85F)")
     args = p.parse_args(argv)
 
     def progress(line: str):
