@@ -212,7 +212,7 @@ def test_sync_release_and_deadlock_on_the_rtl():
     assert status & STATUS_DONE and not status & STATUS_DEADLOCK
     assert cycles == run_program(LEAN, released).cycles
 
-    for text in (".queue mem_w0\n SYNC\n.queue sxm_e\n NOP 3\n SYNC\n",
+    for text in (".queue mem_w0\n SYNC\n.queue mxm0\n NOP 3\n SYNC\n",
                  ".queue mem_w0\n READ W0, b0:0\n SYNC\n.queue vxm0\n NOP 4\n"):
         parked = assemble(text, LEAN)
         with pytest.raises(Deadlock):
