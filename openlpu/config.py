@@ -28,6 +28,9 @@ MAX_STREAMS_PER_DIRECTION = 32  # 5-bit stream index
 MAX_ADDRESS_BITS = 16  # 1 bank bit + up to 15 offset bits
 MAX_ACC_DEPTH = 1 << 16
 MAX_LANES = 1 << 12
+
+#: The SXM slices (and queues) west and east of the MEM slices, when ``ChipConfig.sxm`` is true.
+SXM_WEST, SXM_EAST = "sxm_w", "sxm_e"
 #: The deepest instruction queue (``queue_depth``, in words) a config may have.
 MAX_QUEUE_DEPTH = 1 << 16
 
@@ -289,7 +292,7 @@ class ChipConfig:
         for plane in reversed(west_planes):
             names.append((f"mxm{plane}", SliceKind.MXM, plane))
         if self.sxm:
-            names.append(("sxm_w", SliceKind.SXM, 0))
+            names.append((SXM_WEST, SliceKind.SXM, 0))
         n = self.mem_slices_per_hemisphere
         for i in reversed(range(n)):
             names.append((f"mem_w{i}", SliceKind.MEM, i))
@@ -297,7 +300,7 @@ class ChipConfig:
         for i in range(n):
             names.append((f"mem_e{i}", SliceKind.MEM, n + i))
         if self.sxm:
-            names.append(("sxm_e", SliceKind.SXM, 1))
+            names.append((SXM_EAST, SliceKind.SXM, 1))
         for plane in east_planes:
             names.append((f"mxm{plane}", SliceKind.MXM, plane))
         return tuple(Slice(name, kind, pos, index)
@@ -340,7 +343,7 @@ class ChipConfig:
         """Why ``name`` is not a queue of this config, with the queues it has: the message of
         the assembler, the program loader and the scheduler."""
         why = ""
-        if name in ("sxm_w", "sxm_e") and not self.sxm:
+        if name in (SXM_WEST, SXM_EAST) and not self.sxm:
             why = " (this config has no SXMs: sxm = false)"
         return (f"unknown queue {name!r}{why} for config {self.name!r}; queues: "
                 f"{', '.join(self.queue_by_name)}")
