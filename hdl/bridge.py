@@ -88,7 +88,8 @@ class Bridge(wiring.Component):
     bus_rdata : In(32)
         Read data, valid with ``bus_rvalid``.
     bus_rvalid : In(1)
-        High in the cycle after each ``bus_re``.
+        High once per ``bus_re``, with its data (the chip answers ``READ_LATENCY`` cycles
+        after the strobe; the bridge waits for this flag, whatever the latency).
 
     Raises
     ------

@@ -19,6 +19,9 @@ chip cycle ``D + superlanes - 2``, where ``D`` is the first cycle by which every
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth.hdl import (
     Cat,
     ClockDomain,
@@ -30,7 +33,6 @@ from amaranth.hdl import (
     ResetInserter,
     ResetSignal,
     Signal,
-    signed,
 )
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -42,6 +44,7 @@ from openlpu.hostmap import (
     CTRL_START,
     QUEUE_BASE,
     QUEUE_SHIFT,
+    READ_LATENCY,
     REG,
     SRAM_BASE,
     START_TO_CYCLE0,
@@ -64,21 +67,11 @@ __all__ = ["CORE", "Chip"]
 CORE = "core"
 
 
-def _max(m: Module, values, shape):
-    """Maximum of ``values`` as a balanced tree, each node its own signal (an expression that
-    reused a sub-expression twice per level would be emitted as an exponential tree)."""
-    level = list(values)
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level) - 1, 2):
-            node = Signal(shape)
-            a, b = level[i], level[i + 1]
-            m.d.comb += node.eq(Mux(a > b, a, b))
-            nxt.append(node)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+def _at_least(value: int, floor: int, width: int) -> int:
+    """``max(value, floor)`` as a thermometer code of ``width`` bits: bit ``i`` is set when the
+    value is at least ``floor + 1 + i`` (so ``floor`` is 0, and the maximum of codes is their
+    OR)."""
+    return sum(1 << i for i in range(width) if value >= floor + 1 + i)
 
 
 class Chip(wiring.Component):
@@ -95,9 +88,9 @@ class Chip(wiring.Component):
     bus_re : In(1)
         Read strobe.
     bus_rdata : Out(32)
-        Read data, in the cycle after ``bus_re``.
+        Read data, ``READ_LATENCY`` (2) cycles after ``bus_re``.
     bus_rvalid : Out(1)
-        High in the cycle after each ``bus_re``.
+        High in the cycle the data of a ``bus_re`` is on ``bus_rdata``.
     """
 
     def __init__(self, config: ChipConfig):
@@ -143,8 +136,8 @@ class Chip(wiring.Component):
         # D - cycles, D over the events of earlier cycles: see "end of run" below
         lat = latency_table(cfg)
         floor = 1 - sl
-        rel_shape = signed(max(max(lat.values()), sl).bit_length() + 2)
-        d_rel = Signal(rel_shape)
+        rel_width = max(max(lat.values()) - 1, 1) - floor  # thermometer codes, see below
+        d_rel = Signal(rel_width)
         # START and CLEAR are registered: the bus write in cycle c raises ``icu_start`` and
         # ``clear`` in cycle c + 1. Decoded combinationally they would put every unit's reset,
         # and so all of its next-state logic, on a path from the chip's input ports, which
@@ -273,45 +266,52 @@ class Chip(wiring.Component):
         # D is the first cycle by which every issued instruction's latency has elapsed (an
         # issue in cycle c counts c + latency, a NOTIFY c + 1, the last END c + 1). It is kept
         # relative to the next cycle, D - (cycles + 1), and clipped below at 1 - superlanes:
-        # both tests only ask whether it is <= 1 - superlanes or <= 0. A few bits wide, the
-        # maximum over the queues stays off the critical path, where absolute 64-bit event
-        # times put a 64-bit adder per queue and a 64-bit maximum tree (a one-lane chip: 20 MHz
-        # on an ECP5, 31 MHz now).
+        # both tests only ask whether it is <= 1 - superlanes or <= 0. Absolute 64-bit event
+        # times put a 64-bit adder per queue and a 64-bit maximum tree on the critical path (a
+        # one-lane chip: 20 MHz on an ECP5, 31 MHz relative). The relative values are kept as
+        # thermometer codes (_at_least): the maximum over the queues is then an OR, aging by a
+        # cycle a shift, and both tests look at one bit or at all of them; a tree of binary
+        # comparisons was the longest path of a one-lane chip on an ECP5 again at 60 MHz.
         #
         # Each queue's event is computed from its ICU's outputs a clock ahead and registered,
         # so the issue logic and the opcode's latency lookup end at a flip-flop and the
         # maximum starts from one (as do the ended and parked flags).
         events = []
         for q, icu in zip(queues, icus, strict=True):
-            op_ev = Signal(rel_shape, name=f"{q.name}_op_event")
-            with m.Switch(icu.instr.opcode):
-                for op, value in lat.items():
-                    with m.Case(op):
-                        m.d.comb += op_ev.eq(value - 1)
-                with m.Default():  # not an ISA opcode: counts as latency 0
-                    m.d.comb += op_ev.eq(-1)
-            events.append(_ahead(Mux(icu.issue, op_ev, Mux(icu.notify, 0, floor)),
+            # Bit by bit, as a test of the opcode against the opcodes that set it: a Switch of
+            # constants would be a ROM, and yosys would put it with the register into a block
+            # RAM, whose clock-to-output time then starts the path into BUSY.
+            unknown = ~opcode_in(icu.instr.opcode, lat)  # not an ISA opcode: latency 0
+            op_ev = Signal(rel_width, name=f"{q.name}_op_event")
+            for i in range(rel_width):
+                threshold = floor + 1 + i
+                ops = {op for op, value in lat.items() if value - 1 >= threshold}
+                m.d.comb += op_ev[i].eq((opcode_in(icu.instr.opcode, ops) if ops else 0)
+                                        | (unknown if -1 >= threshold else 0))
+            notify_ev = _at_least(0, floor, rel_width)
+            events.append(_ahead(Mux(icu.issue, op_ev, Mux(icu.notify, notify_ev, 0)),
                                  f"{q.name}_event"))
         ended_now = _ahead(Cat(icu.ended for icu in icus).all(), "ended_now")
         parked_or_ended = _ahead(Cat(icu.ended | icu.parked for icu in icus).all(),
                                  "parked_or_ended")
         any_parked = _ahead(Cat(icu.parked for icu in icus).any(), "any_parked")
         notify_now = _ahead(notify_any, "notify_now")
-        end_event = Signal(rel_shape)
+        end_event = Signal(rel_width)
         ended_prev = Signal()
         m.d.sync += ended_prev.eq(ended_now)
-        m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, 0, floor))
-        aged = Signal(rel_shape)
-        m.d.comb += aged.eq(Mux(d_rel > floor, d_rel - 1, floor))
-        d_now = Signal(rel_shape)  # D - (cycles + 1), clipped
-        m.d.comb += d_now.eq(_max(m, [aged, end_event] + events, rel_shape))
+        m.d.comb += end_event.eq(Mux(ended_now & ~ended_prev, notify_ev, 0))
+        aged = d_rel >> 1  # one cycle later: every threshold one lower
+        d_now = Signal(rel_width)  # D - (cycles + 1), clipped
+        m.d.comb += d_now.eq(functools.reduce(operator.or_, [aged, end_event] + events))
+        positive = d_now[-floor]  # D - (cycles + 1) >= 1: the bit of threshold 1
         with m.If(start):
-            m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0), d_rel.eq(0), ended_prev.eq(0)]
+            m.d.sync += [busy.eq(1), done.eq(0), cycles.eq(0),
+                         d_rel.eq(_at_least(0, floor, rel_width)), ended_prev.eq(0)]
         with m.Elif(busy):
             m.d.sync += [cycles.eq(cycles + 1), d_rel.eq(d_now)]
-            with m.If(ended_now & (d_now == floor)):
+            with m.If(ended_now & (d_now == 0)):
                 m.d.sync += [busy.eq(0), done.eq(1)]
-            with m.Elif(parked_or_ended & any_parked & ~notify_now & (d_now <= 0)):
+            with m.Elif(parked_or_ended & any_parked & ~notify_now & ~positive):
                 m.d.sync += [busy.eq(0), deadlock.eq(1)]
 
         # --- performance counters (cleared by CLEAR and rst only) -------------------------------
@@ -404,10 +404,11 @@ class Chip(wiring.Component):
         r_idle = Signal()
         r_queue = Signal(range(max(len(icus), 2)))
         r_high = Signal()
+        r_valid = Signal()
         m.d.sync += [
             r_queue.eq(q_index),
             r_high.eq(addr[2]),
-            self.bus_rvalid.eq(self.bus_re),
+            r_valid.eq(self.bus_re),
             r_reg.eq(reg_value),
             r_kind.eq(Mux(in_sram, 2, Mux(in_queue, 1, 0))),
             r_mem.eq(s_mem),
@@ -427,6 +428,12 @@ class Chip(wiring.Component):
                                     parts.append(tiles[g // lps].h_rdata[g % lps]
                                                  if g < cfg.lanes else Const(0, 8))
                                 m.d.comb += sram_word.eq(Cat(*parts))
+        # The choice is registered once more (READ_LATENCY = 2): a queue word comes straight
+        # from its block RAM, whose clock-to-output time with this choice after it was the
+        # longest path of a one-lane chip on an ECP5.
+        assert READ_LATENCY == 2, "the read data is registered twice"
+        rdata = Signal(32)
+        m.d.sync += [self.bus_rdata.eq(rdata), self.bus_rvalid.eq(r_valid)]
         queue_word = Signal(64)
         with m.Switch(r_queue):
             for qi, icu in enumerate(icus):
@@ -434,10 +441,10 @@ class Chip(wiring.Component):
                     m.d.comb += queue_word.eq(icu.rd_data)
         with m.Switch(r_kind):
             with m.Case(0):
-                m.d.comb += self.bus_rdata.eq(r_reg)
+                m.d.comb += rdata.eq(r_reg)
             with m.Case(1):
-                m.d.comb += self.bus_rdata.eq(Mux(r_idle, Mux(r_high, queue_word[32:],
-                                                              queue_word[:32]), 0))
+                m.d.comb += rdata.eq(Mux(r_idle, Mux(r_high, queue_word[32:], queue_word[:32]),
+                                         0))
             with m.Case(2):
-                m.d.comb += self.bus_rdata.eq(Mux(r_idle, sram_word, 0))
+                m.d.comb += rdata.eq(Mux(r_idle, sram_word, 0))
         return m

@@ -133,6 +133,9 @@ class Icu(wiring.Component):
     stall) and then stall in a wait state: a down counter of ``n - 1`` cycles for ``NOP``; the
     ``parked`` register for ``SYNC``, cleared by ``notify_in``, unless ``notify_in`` is
     already high in the fetch cycle. The read enable therefore never depends on ``notify_in``.
+    The fetch decision reads flags, not counters: "the NOP wait is not over", "the next
+    repetition is due" and "``pc`` is past the last word" are registers of their own, updated
+    with the counters (their zero tests were the longest path of a one-lane chip on an ECP5).
     ``REPEAT`` does not advance until its last repetition: the held word supplies ``d`` and
     ``step`` while a down counter spaces the repetitions ``d`` cycles apart and another counts
     the repetitions left; the first repetition issues in the fetch cycle itself when
@@ -205,10 +208,16 @@ class Icu(wiring.Component):
         ended = Signal()
         parked = Signal()
         pc = Signal(range(depth + 1))       # index of the word in rd.data; depth = implicit END
+        at_end = Signal()                   # pc = depth, a flag of its own like nop_busy
         nop_wait = Signal(FIELDS["nop_count"].width)    # stall cycles left after a NOP
+        # nop_wait != 0 and rep_wait == 0 as flags of their own, updated with the counters:
+        # the fetch decision then starts from a flip-flop instead of a 32-bit zero test (on an
+        # ECP5 that test led the longest path of a one-lane chip, into the run control)
+        nop_busy = Signal()
         rep_active = Signal()               # between a REPEAT's fetch and its last repetition
         rep_left = Signal(FIELDS["rep_n"].width)        # repetitions still to issue
         rep_wait = Signal(FIELDS["rep_d"].width)        # cycles until the next repetition
+        rep_due = Signal(init=1)            # rep_wait = 0
         prev = Signal(instruction_layout())             # the last issue (step applied)
         prev_steps = Signal()               # prev's opcode has a step field
         prev_valid = Signal()               # a unit instruction issued since start
@@ -240,9 +249,9 @@ class Icu(wiring.Component):
 
         m.d.comb += [
             go.eq(running & ~self.start),
-            fetch.eq(go & ~parked & (nop_wait == 0) & ~rep_active),
-            live.eq(fetch & (pc != depth)),
-            f_end.eq(fetch & ((pc == depth) | (word.opcode == Opcode.END))),
+            fetch.eq(go & ~parked & ~nop_busy & ~rep_active),
+            live.eq(fetch & ~at_end),
+            f_end.eq(fetch & (at_end | (word.opcode == Opcode.END))),
             f_nop.eq(live & (word.opcode == Opcode.NOP)),
             f_rep.eq(live & (word.opcode == Opcode.REPEAT)),
             f_sync.eq(live & (word.opcode == Opcode.SYNC)),
@@ -251,7 +260,7 @@ class Icu(wiring.Component):
         ]
         if has_repeat:
             m.d.comb += [
-                r_go.eq((f_rep & (word.rep_d <= 1)) | (go & rep_active & (rep_wait == 0))),
+                r_go.eq((f_rep & (word.rep_d <= 1)) | (go & rep_active & rep_due)),
                 r_last.eq(r_go & Mux(f_rep, word.rep_n <= 1, rep_left <= 1)),
                 advance.eq(f_unit | f_nop | f_sync | f_notify | r_last),
                 stepped.eq(prev),
@@ -292,27 +301,28 @@ class Icu(wiring.Component):
         # --- sequencer ---------------------------------------------------------------------------
         with m.If(self.start):
             m.d.sync += [
-                running.eq(1), ended.eq(0), parked.eq(0), pc.eq(0), nop_wait.eq(0),
-                self.issued.eq(0),
+                running.eq(1), ended.eq(0), parked.eq(0), pc.eq(0), at_end.eq(0),
+                nop_wait.eq(0), nop_busy.eq(0), self.issued.eq(0),
             ]
             if prefetch:
                 m.d.sync += head.eq(word0)
             if has_repeat:
-                m.d.sync += [rep_active.eq(0), rep_left.eq(0), rep_wait.eq(0),
+                m.d.sync += [rep_active.eq(0), rep_left.eq(0), rep_wait.eq(0), rep_due.eq(1),
                              prev.eq(0), prev_steps.eq(0), prev_valid.eq(0)]
         with m.Else():
             with m.If(f_end):
                 m.d.sync += [running.eq(0), ended.eq(1)]
             with m.If(advance):
-                m.d.sync += pc.eq(pc + 1)
+                m.d.sync += [pc.eq(pc + 1), at_end.eq(pc == depth - 1)]
                 if prefetch:
                     m.d.sync += head.eq(rd.data)
 
             # NOP n: advance now, stall n - 1 more cycles
             with m.If(f_nop):
-                m.d.sync += nop_wait.eq(Mux(word.nop_count == 0, 0, word.nop_count - 1))
-            with m.Elif(nop_wait != 0):
-                m.d.sync += nop_wait.eq(nop_wait - 1)
+                m.d.sync += [nop_wait.eq(Mux(word.nop_count == 0, 0, word.nop_count - 1)),
+                             nop_busy.eq(word.nop_count > 1)]
+            with m.Elif(nop_busy):
+                m.d.sync += [nop_wait.eq(nop_wait - 1), nop_busy.eq(nop_wait != 1)]
 
             # SYNC: advance now, park unless released in this very cycle
             with m.If(f_sync):
@@ -331,15 +341,17 @@ class Icu(wiring.Component):
                             # with the decode that makes f_rep
                             rep_left.eq(Mux(f_rep, word.rep_n - 1, rep_left - 1)),
                             rep_wait.eq(Mux(word.rep_d <= 1, 0, word.rep_d - 1)),
+                            rep_due.eq(word.rep_d <= 1),
                         ]
                 with m.Elif(f_rep):
                     m.d.sync += [
                         rep_active.eq(1),
                         rep_left.eq(Mux(word.rep_n == 0, 1, word.rep_n)),
                         rep_wait.eq(word.rep_d - 2),
+                        rep_due.eq(word.rep_d == 2),
                     ]
                 with m.Elif(go & rep_active):
-                    m.d.sync += rep_wait.eq(rep_wait - 1)
+                    m.d.sync += [rep_wait.eq(rep_wait - 1), rep_due.eq(rep_wait == 1)]
 
                 # the previous issue, for REPEAT
                 with m.If(f_unit):

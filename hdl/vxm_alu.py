@@ -35,6 +35,9 @@ than it needs is delayed by registers; one that cannot fit is refused at constru
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -328,7 +331,7 @@ class VxmAluTile(wiring.Component):
 
         # ---- result pipelines, one per latency -----------------------------------------
         record = data.StructLayout({"valid": 1, "west": 1, "index": 5, "dtype": 2, "group": 2})
-        outputs = []  # (latency, record in its last stage, value per lane), longest first
+        outputs = []  # (latency, record one stage early, in its last stage, value per lane)
         for lat in sorted(self.latencies, reverse=True):
             groups = {g for g, ops in _GROUP_OPS.items()
                       if any(self._latency[o] == lat for o in ops)
@@ -342,8 +345,9 @@ class VxmAluTile(wiring.Component):
                     m.d.comb += [rec.valid.eq(self.issue), group0.eq(g)]
             m.d.comb += [rec.west.eq(instr.dst.west), rec.index.eq(instr.dst.index),
                          rec.dtype.eq(instr.dtype), rec.group.eq(group0)]
+            early = rec
             for k in range(1, lat):
-                rec = stage_reg(k, f"l{lat}_rec", rec, record)
+                early, rec = rec, stage_reg(k, f"l{lat}_rec", rec, record)
             value = [Signal(signed(32), name=f"l{lat}_value_{ln}") for ln in range(lanes)]
             # Made outside the Switch: a delay register made inside a Case would load only
             # when its own result is due.
@@ -352,26 +356,38 @@ class VxmAluTile(wiring.Component):
                 for g in sorted(groups):
                     with m.Case(g):
                         m.d.comb += [v.eq(r) for v, r in zip(value, due[g], strict=True)]
-            outputs.append((lat, rec, value))
+            outputs.append((lat, early, rec, value))
 
-        # ---- stream writes: later (shorter-latency) results are assigned last and win -------
-        widths = {}
-        for lat, rec, _ in outputs:
-            widths[lat] = Signal(3, name=f"l{lat}_width")  # streams in the dst group
-            m.d.comb += widths[lat].eq(Const(1, 3) << rec.dtype)
+        # ---- stream writes: later (shorter-latency) results win ----------------------------
+        # Which result writes which stream is decided a cycle early, from each record one
+        # stage before its last, and registered as one flag per (latency, stream): the write
+        # itself is then an AND-OR of the values (the offset compares and the priority chain
+        # over the latencies were the longest path into the stream register on an ECP5).
+        if min(lat for lat, *_ in outputs) < 2:
+            raise ValueError("the VXM's stream-write choice needs every latency >= 2")
         for west, we, bank in ((0, self.s.e_we, self.s.e_data), (1, self.s.w_we, self.s.w_data)):
-            for lat, rec, value in outputs:
-                width = widths[lat]
+            direction = "w" if west else "e"
+            taken = [Const(0) for _ in range(cfg.streams_per_direction)]  # by a shorter one
+            wins = {}
+            for lat, early, _, _ in reversed(outputs):  # shortest latency first
+                width = Const(1, 3) << early.dtype  # streams in the dst group
                 for j in range(cfg.streams_per_direction):
-                    offset = Const(j, 6) - rec.index
-                    hit = rec.valid & (rec.west == west) & (offset >= 0) & (offset < width)
+                    offset = Const(j, 6) - early.index
+                    hit = early.valid & (early.west == west) & (offset >= 0) & (offset < width)
+                    win = Signal(name=f"l{lat}_{direction}{j}_win")
+                    m.d.sync += win.eq(hit & ~taken[j])
+                    taken[j] = taken[j] | hit
+                    wins[lat, j] = win
+            for j in range(cfg.streams_per_direction):
+                m.d.comb += we[j].eq(Cat(wins[lat, j] for lat, *_ in outputs).any())
+                for ln in range(lanes):
                     # The dst group is aligned to its width (isa.validate), so stream j
                     # carries byte j mod width of the element: a 1..3-way choice per stream.
-                    byte = Const(j % 4, 2) & (width - 1)[:2]
-                    with m.If(hit):
-                        m.d.comb += we[j].eq(1)
-                        m.d.comb += [bank[j][ln].eq(value[ln].word_select(byte, 8))
-                                     for ln in range(lanes)]
+                    m.d.comb += bank[j][ln].eq(functools.reduce(operator.or_, (
+                        value[ln].word_select(Const(j % 4, 2) & ((Const(1, 3) << rec.dtype)
+                                                                 - 1)[:2], 8)
+                        & wins[lat, j].replicate(8)
+                        for lat, _, rec, value in outputs)))
         return m
 
     @staticmethod

@@ -422,7 +422,7 @@ PRESETS: dict[str, ChipConfig] = {
     # (1 KiB of SRAM), a 1 x 1 MXM plane, one VXM ALU, 64-word queues, and every resource option
     # off: no special functions, no 32 x 32 multiplier (MUL, REQ), no performance counters, no
     # REPEAT, no ICU prefetch register and no SXMs. With the iCEBreaker board top (UART bridge)
-    # it takes 5,184 of the UP5K's 5,280 logic cells, 23 of 30 block RAMs and 1 of 8 DSPs, and
+    # it takes 5,176 of the UP5K's 5,280 logic cells, 23 of 30 block RAMs and 1 of 8 DSPs, and
     # meets the board's 12 MHz (docs/fpga.md, "What it takes to fit the UP5K").
     "ice40": ChipConfig(
         name="ice40", superlanes=1, lanes_per_superlane=1, streams_per_direction=4,

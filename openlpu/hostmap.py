@@ -15,7 +15,8 @@ from .config import ChipConfig
 
 __all__ = [
     "ID", "VERSION", "REG", "COUNTER_BASE", "QUEUE_BASE", "SRAM_BASE", "CTRL_START",
-    "CTRL_CLEAR", "START_TO_CYCLE0", "STATUS_BUSY", "STATUS_DONE", "STATUS_DEADLOCK", "HostMap",
+    "CTRL_CLEAR", "START_TO_CYCLE0", "READ_LATENCY", "STATUS_BUSY", "STATUS_DONE",
+    "STATUS_DEADLOCK", "HostMap",
 ]
 
 #: ``"OLPU"`` little-endian ('O' in bits 7..0), the same magic as the program file.
@@ -40,6 +41,11 @@ CTRL_CLEAR = 1 << 1
 #: cycle 0 (docs/architecture.md section 9.2): the chip registers the command, and its ICUs
 #: run a clock ahead of the slices (:mod:`hdl.chip`).
 START_TO_CYCLE0 = 3
+#: A bus read strobed in cycle ``c`` has its data (and ``bus_rvalid``) in cycle
+#: ``c + READ_LATENCY`` (docs/architecture.md section 9): the chip registers the read data once
+#: more after its choice between registers, queue words and SRAM, so that the block RAMs'
+#: clock-to-output time and that choice do not make a path of their own.
+READ_LATENCY = 2
 STATUS_BUSY = 1 << 0
 STATUS_DONE = 1 << 1
 STATUS_DEADLOCK = 1 << 2

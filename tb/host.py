@@ -14,7 +14,15 @@ import numpy as np
 
 from firmware.program import Program
 from openlpu.config import ChipConfig
-from openlpu.hostmap import CTRL_CLEAR, CTRL_START, REG, STATUS_DEADLOCK, STATUS_DONE, HostMap
+from openlpu.hostmap import (
+    CTRL_CLEAR,
+    CTRL_START,
+    READ_LATENCY,
+    REG,
+    STATUS_DEADLOCK,
+    STATUS_DONE,
+    HostMap,
+)
 from openlpu.isa import Instruction, Opcode, encode
 
 __all__ = ["HostBus", "RtlError", "CocotbPorts", "AmaranthPorts", "queue_image"]
@@ -112,18 +120,23 @@ class HostBus:
         p.set("bus_we", 0)
 
     async def read_many(self, addrs) -> list[int]:
-        """Pipelined reads, one per cycle; returns the values in order."""
+        """Pipelined reads, one per cycle; returns the values in order (each arrives
+        ``READ_LATENCY`` cycles after its strobe)."""
         p = self.ports
+        addrs = list(addrs)
         out = []
         await p.tick()
-        for addr in addrs:
-            p.set("bus_addr", addr)
-            p.set("bus_re", 1)
+        for i in range(len(addrs) + READ_LATENCY - 1):
+            if i < len(addrs):
+                p.set("bus_addr", addrs[i])
+            p.set("bus_re", int(i < len(addrs)))
             await p.tick()
-            try:
-                out.append(p.get("bus_rdata"))
-            except RtlError as e:
-                raise RtlError(f"read of bus address {addr:#010x}: {e}") from None
+            k = i - (READ_LATENCY - 1)  # the read whose data is on the bus now
+            if k >= 0:
+                try:
+                    out.append(p.get("bus_rdata"))
+                except RtlError as e:
+                    raise RtlError(f"read of bus address {addrs[k]:#010x}: {e}") from None
         p.set("bus_re", 0)
         return out
 

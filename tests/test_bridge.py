@@ -10,6 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hdl.bridge import Bridge
+from openlpu.hostmap import READ_LATENCY
 from openlpu.link import (
     PING_WORDS,
     SYNC_CMD,
@@ -59,12 +60,16 @@ class Bench:
             await ctx.tick().repeat(settle)
 
         async def target(ctx):
+            # the chip answers a read READ_LATENCY cycles after its strobe
+            pending = [None] * (READ_LATENCY - 1)
             async for _c, _r, re, we, addr, wdata in ctx.tick().sample(
                     dut.bus_re, dut.bus_we, dut.bus_addr, dut.bus_wdata):
                 assert not (re and we), "bus_re and bus_we high together"
-                ctx.set(dut.bus_rvalid, re)
-                if re:
-                    ctx.set(dut.bus_rdata, self.memory.get(addr, 0))
+                pending.append(self.memory.get(addr, 0) if re else None)
+                answer = pending.pop(0)
+                ctx.set(dut.bus_rvalid, answer is not None)
+                if answer is not None:
+                    ctx.set(dut.bus_rdata, answer)
                 if we:
                     self.memory[addr] = wdata
                     self.writes.append((addr, wdata))

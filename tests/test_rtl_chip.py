@@ -246,3 +246,37 @@ def test_queue_window_reads_0_while_running_and_the_word_after():
     assert seen["busy"] & 1 and seen["running"] == [0, 0, 0, 0]
     assert seen["after"] == [w >> s & 0xFFFF_FFFF for w in words[:2] for s in (0, 32)]
     assert any(seen["after"])
+
+
+def test_a_bus_read_answers_exactly_read_latency_cycles_later():
+    """The host bus protocol (docs/architecture.md section 9): the data of a read strobed in
+    cycle c, and ``bus_rvalid`` with it, are on the bus in cycle c + READ_LATENCY and in no
+    other cycle; reads strobed back to back answer back to back, in order."""
+    from amaranth.sim import Simulator
+
+    from hdl.chip import Chip
+    from openlpu.hostmap import ID, READ_LATENCY, REG, VERSION
+
+    chip = Chip(LEAN)
+    seen = []
+
+    async def bench(ctx):
+        await ctx.tick().repeat(2)  # the chip's registered reset
+        for addr in (REG["ID"], REG["VERSION"]):
+            ctx.set(chip.bus_addr, addr)
+            ctx.set(chip.bus_re, 1)
+            await ctx.tick()
+            seen.append((ctx.get(chip.bus_rvalid), ctx.get(chip.bus_rdata)))
+        ctx.set(chip.bus_re, 0)
+        for _ in range(READ_LATENCY + 1):
+            await ctx.tick()
+            seen.append((ctx.get(chip.bus_rvalid), ctx.get(chip.bus_rdata)))
+
+    sim = Simulator(chip)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    # seen[k] is the bus in cycle (first strobe) + 1 + k
+    valid = [k + 1 for k, (v, _) in enumerate(seen) if v]
+    assert valid == [READ_LATENCY, READ_LATENCY + 1]
+    assert [seen[k - 1][1] for k in valid] == [ID, VERSION]
