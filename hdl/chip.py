@@ -276,6 +276,7 @@ class Chip(wiring.Component):
         # Each queue's event is computed from its ICU's outputs a clock ahead and registered,
         # so the issue logic and the opcode's latency lookup end at a flip-flop and the
         # maximum starts from one (as do the ended and parked flags).
+        notify_ev = _at_least(0, floor, rel_width)  # a NOTIFY (and the last END): c + 1
         events = []
         for q, icu in zip(queues, icus, strict=True):
             # Bit by bit, as a test of the opcode against the opcodes that set it: a Switch of
@@ -288,7 +289,6 @@ class Chip(wiring.Component):
                 ops = {op for op, value in lat.items() if value - 1 >= threshold}
                 m.d.comb += op_ev[i].eq((opcode_in(icu.instr.opcode, ops) if ops else 0)
                                         | (unknown if -1 >= threshold else 0))
-            notify_ev = _at_least(0, floor, rel_width)
             events.append(_ahead(Mux(icu.issue, op_ev, Mux(icu.notify, notify_ev, 0)),
                                  f"{q.name}_event"))
         ended_now = _ahead(Cat(icu.ended for icu in icus).all(), "ended_now")
